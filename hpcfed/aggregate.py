@@ -1,0 +1,67 @@
+"""The one aggregation rule, as pure functions (ALGORITHMS.md, "The one aggregation rule").
+
+For every element e:  W[e] <- sum_k w_k m_k[e] theta_k[e] / sum_k w_k m_k[e]  where the
+denominator is positive, and W[e] unchanged where no client covered e (SuperFed's trainer keeps
+the old value; pfl's element-weighted statistics forget that case).
+
+Sums are carried in 64-bit fixed point (``FRACTION_BITS`` fractional bits). Integer addition is
+exact and associative, so the reduced sums, and the new weights, are bit-identical however clients
+are spread over ranks and in whatever order they are added.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+FRACTION_BITS = 40
+SCALE = float(2 ** FRACTION_BITS)
+FIXED_LIMIT = 2.0 ** 62 / SCALE   # largest magnitude a fixed-point term may have
+
+
+def to_fixed(values: torch.Tensor) -> torch.Tensor:
+    """Float values as int64 fixed point (rounded to the nearest 2**-FRACTION_BITS)."""
+    return torch.round(values.to(torch.float64) * SCALE).to(torch.int64)
+
+
+def from_fixed(values: torch.Tensor) -> torch.Tensor:
+    return values.to(torch.float64) / SCALE
+
+
+def accumulate(acc_sum: torch.Tensor, acc_weight: torch.Tensor, index: torch.Tensor,
+               theta: torch.Tensor, weight: float) -> None:
+    """Add one client: ``acc_sum[index] += w * theta`` and ``acc_weight[index] += w`` (fixed point).
+
+    ``index`` holds the flat positions the client trained (its mask), ``theta`` its trained
+    parameters at those positions; positions are distinct.
+    """
+    acc_sum[index] += to_fixed(theta.to(torch.float64) * weight)
+    acc_weight[index] += to_fixed(torch.tensor(weight, dtype=torch.float64))
+
+
+def divide_keep(acc_sum: torch.Tensor, acc_weight: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """New weights: weighted mean where some client contributed, the old value elsewhere."""
+    covered = acc_weight > 0
+    new = old.clone()
+    new[covered] = (acc_sum[covered].to(torch.float64) / acc_weight[covered].to(torch.float64)).to(old.dtype)
+    return new
+
+
+def masked_average(thetas: list[np.ndarray], masks: list[np.ndarray], weights: list[float],
+                   old: np.ndarray) -> np.ndarray:
+    """Reference float64 form of the rule on dense arrays, for tests and small tools."""
+    num = sum(w * m * t for t, m, w in zip(thetas, masks, weights))
+    den = sum(w * m for m, w in zip(masks, weights))
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), old)
+
+
+def maxnet_beta(round_index: int, rounds: int, beta0: float, beta_end: float, decay_fraction: float) -> float:
+    """SuperFed's MaxNet weight of the largest subnet's client at round t (cosine decay).
+
+    beta(t) = beta0 * ((1 - a) * 0.5 * (1 + cos(pi * min(t, T) / T)) + a), a = beta_end / beta0,
+    T = decay_fraction x rounds.
+    """
+    horizon = max(1.0, decay_fraction * rounds)
+    a = beta_end / beta0
+    return beta0 * ((1 - a) * 0.5 * (1 + math.cos(math.pi * min(round_index, horizon) / horizon)) + a)

@@ -1,0 +1,112 @@
+"""Reader for CIFAR-10 in the standard ``cifar-10-batches-py`` folder format.
+
+The batches are pickles, so they are read with a restricted unpickler that only resolves the few
+globals a numpy array needs; any other global (``os.system`` and the like) raises DataError before
+it can run. Every problem with the folder or a batch is reported as a one-line DataError naming the
+file.
+"""
+
+from __future__ import annotations
+
+import _codecs
+import os
+import pickle
+
+import numpy as np
+
+from hpcfed.errors import DataError
+
+TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_BATCH = "test_batch"
+IMAGE_SHAPE = (3, 32, 32)
+NUM_CLASSES = 10
+
+_numpy_core = getattr(np, "_core", None) or np.core
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): _numpy_core.multiarray._reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _numpy_core.multiarray._reconstruct,
+    ("numpy.core.numeric", "_frombuffer"): _numpy_core.numeric._frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _numpy_core.numeric._frombuffer,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _codecs.encode,
+}
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only the globals needed to rebuild numpy arrays."""
+
+    def find_class(self, module: str, name: str) -> object:
+        """Returns an allowed global or raises DataError naming the refused one."""
+        try:
+            return _ALLOWED_GLOBALS[(module, name)]
+        except KeyError:
+            raise DataError(f"refused global {module}.{name}") from None
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's message (or its type name) squeezed onto one line."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _field(batch: dict, key: str) -> object:
+    """Looks up ``key`` in a batch dict whose keys are bytes (standard) or str."""
+    if not isinstance(batch, dict):
+        raise TypeError(f"the pickle holds a {type(batch).__name__}, not a dict")
+    for candidate in (key.encode(), key):
+        if candidate in batch:
+            return batch[candidate]
+    raise KeyError(key)
+
+
+def read_batch(file: str) -> tuple[np.ndarray, np.ndarray]:
+    """Reads one batch file and returns its images as uint8 (n, 3, 32, 32) and labels as int64 (n,)."""
+    try:
+        with open(file, "rb") as handle:
+            batch = _ArrayUnpickler(handle, encoding="bytes").load()
+        data = _field(batch, "data")
+        labels = np.asarray(_field(batch, "labels"))
+    except DataError as error:
+        raise DataError(f"data.path: batch {file!r} is unsafe: {error}; expected numpy arrays only") from None
+    except Exception as error:  # truncated or corrupt pickles raise many different types
+        raise DataError(
+            f"data.path: batch {file!r} is unreadable ({_one_line(error)}); "
+            "expected a pickled dict with b'data' and b'labels'"
+        ) from None
+    pixels = int(np.prod(IMAGE_SHAPE))
+    is_array = isinstance(data, np.ndarray)
+    if not (is_array and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == pixels):
+        found = f"{data.dtype} {data.shape}" if is_array else type(data).__name__
+        raise DataError(f"data.path: batch {file!r} has data {found}; expected uint8 (n, {pixels})")
+    if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(
+            f"data.path: batch {file!r} has labels {labels.dtype} {labels.shape}; "
+            f"expected {len(data)} integers"
+        )
+    if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+        raise DataError(
+            f"data.path: batch {file!r} has labels from {labels.min()} to {labels.max()}; "
+            f"expected 0..{NUM_CLASSES - 1}"
+        )
+    return data.reshape(-1, *IMAGE_SHAPE), labels.astype(np.int64)
+
+
+def read_cifar10(path: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Reads the five training batches and the test batch from a ``cifar-10-batches-py`` folder.
+
+    Returns:
+        ``(x_train, y_train, x_test, y_test)`` with uint8 images (n, 3, 32, 32) and int64 labels.
+    """
+    expected = "expected a folder with data_batch_1..5 and test_batch"
+    if not path:
+        raise DataError(f"data.path: {path!r} is empty but cifar10 needs it; {expected}")
+    if not os.path.isdir(path):
+        raise DataError(f"data.path: {path!r} does not exist or is not a folder; {expected}")
+    missing = [name for name in (*TRAIN_BATCHES, TEST_BATCH) if not os.path.isfile(os.path.join(path, name))]
+    if missing:
+        raise DataError(f"data.path: {path!r} lacks {', '.join(missing)}; {expected}")
+    train = [read_batch(os.path.join(path, name)) for name in TRAIN_BATCHES]
+    x_test, y_test = read_batch(os.path.join(path, TEST_BATCH))
+    x_train = np.concatenate([x for x, _ in train])
+    y_train = np.concatenate([y for _, y in train])
+    return x_train, y_train, x_test, y_test

@@ -1,0 +1,152 @@
+"""Simulated client devices, their availability over time, and the virtual clock of a round.
+
+Nothing sleeps: a client's round time is a model (DESIGN.md),
+``download bytes / down bandwidth + training MACs / (speed x available share) + upload bytes /
+up bandwidth``. Each client's device (speed, memory, bandwidth) is drawn on demand from its own
+seeded stream, so memory does not grow with the population. Availability is either always full,
+a seeded stochastic model (online with some probability and a random share of its compute,
+redrawn every period of virtual time), or a user trace file.
+
+Trace format (CSV with a header line)::
+
+    client,start_s,availability
+    0,0,1.0
+    0,3600,0.0        # client 0 is offline from t = 1 h on
+    7,0,0.25          # client 7 has a quarter of its compute
+
+Rows give piecewise-constant availability in [0, 1] (0 = offline) from ``start_s`` on; before a
+client's first row and for clients without rows, availability is 1.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from hpcfed.config import DevicesConfig
+from hpcfed.errors import ConfigError
+from hpcfed.seeding import rng
+
+MEGABIT = 1e6 / 8   # bytes per second in one megabit per second
+
+
+@dataclass(frozen=True)
+class Device:
+    """A client's hardware: compute speed, training memory and link bandwidths."""
+
+    speed_macs_per_s: float
+    memory_bytes: float
+    down_bytes_per_s: float
+    up_bytes_per_s: float
+
+
+def _log_uniform(g: np.random.Generator, low_high: tuple[float, float]) -> float:
+    low, high = low_high
+    return float(math.exp(g.uniform(math.log(low), math.log(high))))
+
+
+class Population:
+    """Devices and availability of ``total`` clients, drawn on demand from ``seed``."""
+
+    def __init__(self, cfg: DevicesConfig, total: int, seed: int):
+        self.cfg, self.total, self.seed = cfg, total, seed
+        self.trace = load_trace(cfg.trace, total) if cfg.availability == "trace" else {}
+
+    def device(self, client: int) -> Device:
+        g = rng(self.seed, "device", client)
+        c = self.cfg
+        return Device(_log_uniform(g, c.speed_macs_per_s), _log_uniform(g, c.memory_mb) * 2**20,
+                      _log_uniform(g, c.down_mbps) * MEGABIT, _log_uniform(g, c.up_mbps) * MEGABIT)
+
+    def availability(self, client: int, t: float) -> float:
+        """Share of the client's compute available at virtual time ``t`` (0 = offline)."""
+        c = self.cfg
+        if c.availability == "always":
+            return 1.0
+        if c.availability == "trace":
+            rows = self.trace.get(client)
+            if rows is None:
+                return 1.0
+            starts, values = rows
+            i = int(np.searchsorted(starts, t, side="right")) - 1
+            return 1.0 if i < 0 else float(values[i])
+        g = rng(self.seed, "availability", client, int(t // c.period_s))
+        online = g.random() < c.online_prob
+        return float(g.uniform(*c.compute_share)) if online else 0.0
+
+
+def round_time(device: Device, availability: float, down_bytes: int, train_macs: int, up_bytes: int) -> float:
+    """Virtual seconds a client needs for one round; infinite when it is offline."""
+    if availability <= 0:
+        return math.inf
+    return (down_bytes / device.down_bytes_per_s + train_macs / (device.speed_macs_per_s * availability)
+            + up_bytes / device.up_bytes_per_s)
+
+
+def sample_cohort(g: np.random.Generator, population: Population, size: int, t: float) -> list[int]:
+    """Up to ``size`` distinct online clients, uniformly at random among those online at ``t``."""
+    order = g.permutation(population.total)
+    chosen: list[int] = []
+    for client in order:
+        if population.availability(int(client), t) > 0:
+            chosen.append(int(client))
+            if len(chosen) == size:
+                break
+    return chosen
+
+
+def apply_deadline(times: np.ndarray, wanted: int, deadline_s: float) -> tuple[np.ndarray, float]:
+    """Who makes the round and how long it lasts, with over-selection and an optional deadline.
+
+    The server keeps the ``wanted`` fastest clients that finish within the deadline and stops
+    waiting when the last of them reports; if fewer make it, the round lasts the deadline.
+    Returns (kept mask, round duration in virtual seconds).
+    """
+    limit = deadline_s if deadline_s > 0 else math.inf
+    order = np.argsort(times, kind="stable")
+    kept = np.zeros(len(times), dtype=bool)
+    for i in order[:wanted]:
+        if times[i] <= limit:
+            kept[i] = True
+    if kept.sum() == wanted:
+        duration = float(times[kept].max()) if wanted else 0.0
+    else:
+        duration = limit if math.isfinite(limit) else float(times[kept].max(initial=0.0))
+    return kept, duration
+
+
+def load_trace(path: str, total: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Read an availability trace (format in the module docstring); errors name the line."""
+    try:
+        handle = open(path, newline="")
+    except OSError as err:
+        raise ConfigError(f"devices.trace = {path!r}: cannot be read ({err.strerror})") from None
+    rows: dict[int, list[tuple[float, float]]] = {}
+    with handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if [h.strip() for h in header or []] != ["client", "start_s", "availability"]:
+            raise ConfigError(f"devices.trace = {path!r}: line 1 is {header!r}; expected the header "
+                              "client,start_s,availability")
+        for line, row in enumerate(reader, start=2):
+            if not row or row[0].lstrip().startswith("#"):
+                continue
+            try:
+                client, start, value = int(row[0]), float(row[1]), float(row[2].split("#")[0])
+                if len(row) != 3:
+                    raise ValueError
+            except (ValueError, IndexError):
+                raise ConfigError(f"devices.trace = {path!r}: line {line} is {','.join(row)!r}; expected "
+                                  "an integer client, a start time in seconds and an availability") from None
+            if not (0 <= client < total and start >= 0 and 0 <= value <= 1):
+                raise ConfigError(f"devices.trace = {path!r}: line {line} has client {client}, start {start}, "
+                                  f"availability {value}; accepted client 0..{total - 1}, start >= 0, "
+                                  "availability in [0, 1]")
+            rows.setdefault(client, []).append((start, value))
+    trace = {}
+    for client, items in rows.items():
+        items.sort()
+        trace[client] = (np.array([s for s, _ in items]), np.array([v for _, v in items]))
+    return trace

@@ -1,0 +1,164 @@
+"""The command line: ``[mpirun -n N] python -m hpcfed.run [JOB.yaml] [--set k=v ...] [--out RUN.h5]``.
+
+Every rank loads and checks the job and its data; if any rank finds bad input, rank 0 prints one
+line and every rank exits with status 2, before any output exists. Then rank 0 runs the server
+(progress line per round, summary at the end) and ranks >= 1 host clients. An unexpected error
+on any rank prints that rank's message and aborts the whole job (no hang).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from hpcfed.comm import Comm, install_abort_hook
+from hpcfed.config import JobConfig, load_job
+from hpcfed.data import load_federated_data
+from hpcfed.devices import Population
+from hpcfed.errors import HpcfedError
+from hpcfed.report import summary
+from hpcfed.results import ResultsWriter, read_results
+from hpcfed.seeding import torch_generator
+from hpcfed.strategies import make_strategy
+from hpcfed.supernet import ElasticResNet, ResNetSpace, cost
+from hpcfed.worker import ClientHost, serve
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise HpcfedError(f"command line: {message} (see --help)")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = _Parser(prog="python -m hpcfed.run", description="Train a supernet family by federated learning.")
+    p.add_argument("job", nargs="?", help="YAML job file (default: the built-in default job)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a job field, e.g. --set rounds=50 --set train.lr=0.1 (repeatable)")
+    p.add_argument("--out", help="results file (default: runs/<job name>-<time>.h5)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing results file")
+    p.add_argument("--dry-run", action="store_true", help="check the job, data and output path; do not train")
+    return p.parse_args(argv)
+
+
+def build_space(job: JobConfig, input_shape, num_classes: int) -> ResNetSpace:
+    m = job.model
+    space = ResNetSpace(tuple(input_shape), num_classes, m.stem, m.widths, m.depths, m.strides,
+                        m.expand_choices, m.kernel_choices, m.width_choices, m.divisor, m.norm)
+    return space
+
+
+def pick_device(job: JobConfig, comm: Comm) -> torch.device:
+    """CPU, or the GPU ``node-local rank mod GPU count`` (several ranks may share a GPU)."""
+    choice = job.train.device
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise HpcfedError("train.device = 'cuda' but no CUDA GPU is visible; accepted here: auto | cpu")
+    if choice == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", comm.local_rank % torch.cuda.device_count())
+
+
+def set_threads(job: JobConfig, comm: Comm) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = job.train.threads or max(1, cores // comm.local_size)
+    torch.set_num_threads(threads)
+    return threads
+
+
+def check_output(path: Path, overwrite: bool) -> None:
+    if path.is_dir():
+        raise HpcfedError(f"--out {str(path)!r} is a directory; give a file path such as runs/a.h5")
+    if path.exists() and not overwrite:
+        raise HpcfedError(f"--out {str(path)!r} already exists; pass --overwrite to replace it")
+    parent = path.parent
+    if not parent.is_dir():
+        raise HpcfedError(f"--out {str(path)!r}: folder {str(parent)!r} does not exist; create it first")
+    if not os.access(parent, os.W_OK):
+        raise HpcfedError(f"--out {str(path)!r}: folder {str(parent)!r} is not writable")
+
+
+def main(argv: list[str] | None = None) -> int:
+    comm = Comm()
+    install_abort_hook(comm)
+    error, setup = None, None
+    try:
+        setup = _setup(comm, argv)
+    except HpcfedError as err:
+        error = str(err)
+    error = comm.any_error(error)
+    if error:
+        if setup and setup.get("writer"):
+            setup["writer"].close("failed")
+            Path(setup["out"]).unlink(missing_ok=True)
+        if comm.rank == 0:
+            print(f"hpcfed: error: {error}", file=sys.stderr, flush=True)
+        return EXIT_BAD_INPUT
+    if setup["dry_run"]:
+        if comm.rank == 0:
+            print(setup["banner"].replace("hpcfed:", "hpcfed: dry run OK:", 1), flush=True)
+        return 0
+    if comm.rank != 0:
+        serve(comm, setup["host"])
+        return 0
+    print(setup["banner"], flush=True)
+    server, writer = setup["server"], setup["writer"]
+    try:
+        digest = server.run()
+    except BaseException:
+        writer.close("failed")
+        raise
+    writer.close("finished", final_model_sha256=digest)
+    print(summary(read_results(setup["out"])), flush=True)
+    print(f"results: {setup['out']}", flush=True)
+    return 0
+
+
+def _setup(comm: Comm, argv: list[str] | None) -> dict:
+    args = parse_args(argv)
+    job = load_job(args.job, args.overrides)
+    threads = set_threads(job, comm)
+    device = pick_device(job, comm)
+    d = job.data
+    data = load_federated_data(d.name, d.path or None, d.partition, d.alpha, d.shards_per_client,
+                               job.clients.total, d.test_fraction, job.seed, d.synthetic_alpha, d.synthetic_beta)
+    space = build_space(job, data.input_shape, data.num_classes)
+    population = Population(job.devices, job.clients.total, job.seed)
+    model = ElasticResNet(space, torch_generator(job.seed, "init"))
+    strategy = make_strategy(job, space)
+    references = strategy.reference_subnets()
+    for spec in references:
+        space.validate(spec.arch)
+    out = Path(args.out or f"runs/{job.name}-{time.strftime('%Y%m%d-%H%M%S')}.h5")
+    if args.out is None and comm.rank == 0:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    if comm.rank == 0:
+        check_output(out, args.overwrite)
+    banner = (f"hpcfed: job {job.name!r}, strategy {job.strategy.name}, data {d.name}, {job.clients.total} clients "
+              f"({job.clients.per_round} per round), {job.rounds} rounds, supernet {model.num_params} params, "
+              f"{comm.size} ranks x {threads} threads on {device}, results {out}")
+    setup = {"dry_run": args.dry_run, "banner": banner, "out": out}
+    if args.dry_run:
+        return setup
+    host = ClientHost(model, strategy, data, job.seed, device) if comm.rank != 0 or comm.size == 1 else None
+    setup["host"] = host
+    if comm.rank == 0:
+        from hpcfed.server import Server
+        subnets = [(s.arch.name, s.arch, cost(space, s).macs, cost(space, s).params) for s in references]
+        attrs = {"config_yaml": job.to_yaml(), "strategy": job.strategy.name, "seed": job.seed,
+                 "world_size": comm.size, "normalization": space.norm, "final_model_sha256": "",
+                 "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        try:
+            setup["writer"] = writer = ResultsWriter(out, attrs, subnets)
+        except OSError as err:
+            raise HpcfedError(f"--out {str(out)!r} cannot be created: {err}") from None
+        setup["server"] = Server(job, comm, model.to(device), strategy, data, population, writer, host, device)
+    return setup
+
+
+if __name__ == "__main__":
+    sys.exit(main())

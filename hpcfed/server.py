@@ -1,0 +1,203 @@
+"""The round loop on rank 0, written once for every strategy (DESIGN.md, "One round").
+
+Each round: (1) sample the cohort among online clients with over-selection; (2) the strategy
+assigns every client a subnet its budget fits; (3) the device model gives each client's virtual
+round time, the deadline decides who is kept; (4) the strategy weights the kept clients; (5) the
+plan goes out, each worker receives the union of its clients' slices, trains them and one fused
+reduction brings back the weighted sums; (6) the one aggregation rule updates the global weights;
+(7) the virtual clock advances and the round is logged, evaluated every ``eval.every`` rounds.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import pickle
+import time
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from hpcfed.aggregate import SCALE, divide_keep
+from hpcfed.comm import TAG_MASK, TAG_WEIGHTS, Comm
+from hpcfed.config import JobConfig
+from hpcfed.data import FederatedData
+from hpcfed.devices import Population, apply_deadline, round_time, sample_cohort
+from hpcfed.evaluation import evaluate
+from hpcfed.plan import METRICS_PER_CLIENT, ClientTask, RoundPlan, fused_size, map_to_workers
+from hpcfed.results import ResultsWriter
+from hpcfed.seeding import rng
+from hpcfed.strategies import ClientSlot, Strategy
+from hpcfed.supernet import Arch, ElasticResNet, SubnetSpec, cost
+from hpcfed.worker import ClientHost
+
+cached_cost = lru_cache(maxsize=4096)(cost)
+
+
+class Server:
+    """Owns the global state (weights, strategy state, virtual clock) and drives the rounds."""
+
+    def __init__(self, job: JobConfig, comm: Comm, model: ElasticResNet, strategy: Strategy,
+                 data: FederatedData, population: Population, writer: ResultsWriter,
+                 host: ClientHost | None, device: torch.device, progress=print):
+        self.job, self.comm, self.model, self.strategy = job, comm, model, strategy
+        self.data, self.population, self.writer, self.host = data, population, writer, host
+        self.space = model.space
+        self.samples = data.samples_per_client()
+        self.weights = model.flat.detach().cpu().clone()      # the global supernet weights
+        self.clock = 0.0                                      # virtual seconds
+        self.references = strategy.reference_subnets()
+        self.x_test, self.y_test = data.x_test.to(device), data.y_test.to(device)
+        self.progress = progress
+        self.started = time.perf_counter()
+        self.last_accuracy: np.ndarray | None = None
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self) -> str:
+        """Play every round, evaluate, and return the final weights' SHA-256."""
+        try:
+            for r in range(self.job.rounds):
+                self.play_round(r)
+        finally:
+            if self.comm.size > 1:
+                self.comm.bcast(RoundPlan(round=-1, stop=True))
+        return hashlib.sha256(self.weights.numpy().tobytes()).hexdigest()
+
+    def play_round(self, r: int) -> None:
+        job, want = self.job, self.job.clients.per_round
+        # 1. the cohort: online clients, over-selected
+        cohort = sample_cohort(rng(job.seed, "cohort", r), self.population,
+                               math.ceil(want * (1 + job.clients.overselect)), self.clock)
+        slots = [ClientSlot(c, int(self.samples[c]), self.population.device(c),
+                            self.population.availability(c, self.clock)) for c in cohort]
+        # 2. subnets within each client's budget
+        specs = self.strategy.assign(r, slots, self.fits, rng(job.seed, "assign", r))
+        # 3. virtual round times; the deadline and over-selection decide who is kept
+        times = np.array([self.client_time(s, spec) for s, spec in zip(slots, specs)])
+        kept, duration = apply_deadline(times, want, job.clients.deadline_s)
+        if not kept.any() and not math.isfinite(duration) or duration == 0.0 and not kept.any():
+            duration = job.clients.deadline_s or job.devices.period_s   # nobody could work: wait
+        # 4. aggregation weights of the kept clients
+        chosen = np.flatnonzero(kept)
+        weights = np.zeros(len(slots))
+        if len(chosen):
+            w = self.strategy.weights(r, [slots[i] for i in chosen], [specs[i] for i in chosen])
+            weights[chosen] = w / w.sum()
+        tasks = [ClientTask(j, slots[i].client, specs[i], float(weights[i]),
+                            float(self.train_macs(slots[i], specs[i]))) for j, i in enumerate(chosen)]
+        # 5. train on the workers, one fused reduction back
+        fused, mpi_bytes, ranks = self.dispatch(r, tasks)
+        p = self.model.num_params
+        # 6. the one aggregation rule
+        self.weights = divide_keep(torch.from_numpy(fused[:p]), torch.from_numpy(fused[p:2 * p]), self.weights)
+        metrics = fused[2 * p:].reshape(len(tasks), METRICS_PER_CLIENT) / SCALE
+        # 7. clock, log, evaluate
+        self.clock += duration
+        self.log_round(r, slots, specs, times, kept, chosen, weights, metrics, ranks, duration, mpi_bytes)
+
+    # -- budgets and costs ----------------------------------------------------------------------
+    def fits(self, slot: ClientSlot, arch: Arch) -> bool:
+        """The client can train ``arch``: it fits its memory and, with a deadline, its time budget."""
+        c = cached_cost(self.space, arch)
+        if c.train_memory_bytes(self.job.train.batch_size) > slot.device.memory_bytes:
+            return False
+        deadline = self.job.clients.deadline_s
+        return deadline <= 0 or self.client_time(slot, SubnetSpec(arch)) <= deadline
+
+    def train_macs(self, slot: ClientSlot, spec: SubnetSpec) -> int:
+        return cached_cost(self.space, spec.arch).train_macs(slot.samples * self.job.train.local_epochs)
+
+    def client_time(self, slot: ClientSlot, spec: SubnetSpec | None) -> float:
+        if spec is None:
+            return math.inf
+        nbytes = cached_cost(self.space, spec.arch).param_bytes
+        return round_time(slot.device, slot.availability, nbytes, self.train_macs(slot, spec), nbytes)
+
+    # -- transport ------------------------------------------------------------------------------
+    def dispatch(self, r: int, tasks: list[ClientTask]) -> tuple[np.ndarray, int, np.ndarray]:
+        """Run ``tasks`` on the workers (or locally); return (fused sums, MPI bytes, rank per task)."""
+        p = self.model.num_params
+        if self.comm.size == 1:
+            self.host.base.copy_(self.weights)
+            return self.host.train(r, tuple(tasks), len(tasks)), 0, np.zeros(len(tasks), dtype=np.int64)
+        mapping = map_to_workers(tasks, list(self.comm.workers))
+        shipped, messages = {}, {}
+        flat = self.weights.numpy()
+        for worker, mine in mapping.items():
+            if not mine:
+                continue
+            mask = np.zeros(p, dtype=bool)
+            for task in mine:
+                mask[self.model.flat_index(task.spec).numpy()] = True
+            count = int(mask.sum())
+            if 4 * count + (p + 7) // 8 < 4 * p:     # the union of slices is cheaper than everything
+                shipped[worker] = count
+                messages[worker] = [(np.packbits(mask), TAG_MASK), (flat[mask], TAG_WEIGHTS)]
+            else:
+                shipped[worker] = p
+                messages[worker] = [(flat, TAG_WEIGHTS)]
+        plan = RoundPlan(r, mapping, shipped, len(tasks))
+        self.comm.bcast(plan)
+        sent = self.comm.send_to_workers(messages)
+        fused = self.comm.reduce_sum(np.zeros(fused_size(p, len(tasks)), dtype=np.int64))
+        mpi_bytes = sent + (self.comm.size - 1) * (len(pickle.dumps(plan)) + fused.nbytes)
+        ranks = np.zeros(len(tasks), dtype=np.int64)
+        for worker, mine in mapping.items():
+            for task in mine:
+                ranks[task.slot] = worker
+        return fused, mpi_bytes, ranks
+
+    # -- logging and evaluation -----------------------------------------------------------------
+    def log_round(self, r, slots, specs, times, kept, chosen, weights, metrics, ranks, duration, mpi_bytes):
+        n = len(slots)
+        samples, loss = np.zeros(n, dtype=np.int64), np.full(n, np.nan)
+        rank, made = np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=bool)
+        if len(chosen):
+            seen = metrics[:, 1]
+            samples[chosen] = np.rint(seen).astype(np.int64)
+            rejected = metrics[:, 2] > 0.5
+            loss[chosen] = np.where(rejected | (seen == 0), np.nan, metrics[:, 0] / np.maximum(seen, 1))
+            rank[chosen] = ranks
+            made[chosen] = ~rejected
+        macs, down, up = np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+        for i, (slot, spec) in enumerate(zip(slots, specs)):
+            if spec is None:
+                continue
+            c = cached_cost(self.space, spec.arch)
+            down[i] = c.param_bytes
+            if kept[i]:
+                up[i], macs[i] = c.param_bytes, c.train_macs(int(samples[i]))
+            else:   # a dropped straggler worked until the round ended
+                download = c.param_bytes / slot.device.down_bytes_per_s
+                share = min(1.0, max(0.0, (duration - download) / max(times[i] - download, 1e-12)))
+                macs[i] = share * self.train_macs(slot, spec)
+        arch_ids = np.array([self.writer.arch_id(s.arch) if s is not None else -1 for s in specs], dtype=np.int64)
+        trained = made.sum()
+        train_loss = float(np.nansum(loss * samples) / max(samples[made].sum(), 1)) if trained else math.nan
+        row = {"round": r, "virtual_time_s": self.clock, "wall_time_s": time.perf_counter() - self.started,
+               "clients": int(trained), "dropped": int(n - kept.sum()), "rejected": int(kept.sum() - trained),
+               "macs": float(macs.sum()), "bytes_down": int(down.sum()), "bytes_up": int(up.sum()),
+               "mpi_bytes": int(mpi_bytes), "train_loss": train_loss}
+        clients = {"round": np.full(n, r), "client": np.array([s.client for s in slots], dtype=np.int64),
+                   "rank": rank, "arch_id": arch_ids, "samples": samples, "macs": macs, "bytes_down": down,
+                   "bytes_up": up, "sim_time_s": times, "made_deadline": made, "loss": loss, "weight": weights}
+        self.writer.append_round(row, clients)
+        if (r + 1) % self.job.eval.every == 0 or r == self.job.rounds - 1:
+            self.last_accuracy = self.evaluate()
+            self.writer.append_eval(r, self.last_accuracy)
+        self.report_progress(r, row)
+
+    def evaluate(self) -> np.ndarray:
+        with torch.no_grad():
+            self.model.flat.copy_(self.weights)
+        return evaluate(self.model, self.references, self.x_test, self.y_test, self.job.eval.batch_size)
+
+    def report_progress(self, r: int, row: dict) -> None:
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed / (r + 1) * (self.job.rounds - r - 1)
+        acc = ""
+        if self.last_accuracy is not None:
+            acc = f" | acc min {self.last_accuracy[0]:.3f} max {self.last_accuracy[-1]:.3f}"
+        self.progress(f"round {r + 1:>4}/{self.job.rounds} | virtual {row['virtual_time_s']:9.1f} s | "
+                      f"loss {row['train_loss']:.4f} | clients {row['clients']:>3} dropped {row['dropped']:>3}"
+                      f"{acc} | {elapsed:6.1f} s, ETA {eta:6.1f} s")

@@ -1,0 +1,14 @@
+"""Federated strategies, one file each, sharing the round loop of :mod:`hpcfed.server`."""
+from hpcfed.strategies.base import ClientSlot, Strategy
+from hpcfed.strategies.fedavg import FedAvg
+from hpcfed.strategies.heterofl import HeteroFL
+from hpcfed.strategies.superfed import SuperFed
+
+STRATEGIES: dict[str, type[Strategy]] = {s.name: s for s in (FedAvg, SuperFed, HeteroFL)}
+
+
+def make_strategy(job, space) -> Strategy:
+    return STRATEGIES[job.strategy.name](job, space)
+
+
+__all__ = ["ClientSlot", "Strategy", "STRATEGIES", "make_strategy"]

@@ -1,0 +1,72 @@
+"""The strategy interface: a strategy decides, the round loop does (Flower's Strategy shape).
+
+Every method is a combination of a slicing rule (which subnet spec each client receives), a local
+training rule (what a client does with it) and weights for the one aggregation rule. A strategy
+holds its own state (e.g. SuperFed's tracking counters) as plain arrays that checkpoint with the
+server; it never sends anything.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from hpcfed.config import JobConfig
+from hpcfed.devices import Device
+from hpcfed.supernet import Arch, ElasticResNet, ResNetSpace, SubnetSpec
+from hpcfed.training import train_subnet
+
+Fits = Callable[["ClientSlot", Arch], bool]
+
+
+@dataclass(frozen=True)
+class ClientSlot:
+    """A sampled client as the planner sees it this round."""
+
+    client: int
+    samples: int
+    device: Device
+    availability: float
+
+
+class Strategy:
+    """Base strategy: prefix slices, one subnet per client, sample-share weights."""
+
+    name = "base"
+
+    def __init__(self, job: JobConfig, space: ResNetSpace):
+        self.job, self.space = job, space
+
+    def assign(self, round_index: int, slots: Sequence[ClientSlot], fits: Fits,
+               rng: np.random.Generator) -> list[SubnetSpec | None]:
+        """The spec each sampled client receives, or None when it can take none."""
+        raise NotImplementedError
+
+    def weights(self, round_index: int, slots: Sequence[ClientSlot], specs: Sequence[SubnetSpec]) -> np.ndarray:
+        """Aggregation weights of the clients that made the round (normalised by the caller)."""
+        return np.array([s.samples for s in slots], dtype=np.float64)
+
+    def train_scale(self, spec: SubnetSpec) -> float:
+        """Factor on every convolution output during local training (1 = none)."""
+        return 1.0
+
+    def train_client(self, model: ElasticResNet, spec: SubnetSpec, x: torch.Tensor, y: torch.Tensor,
+                     generator: torch.Generator) -> tuple[float, int]:
+        """Local training rule; returns (mean loss, samples processed)."""
+        return train_subnet(model, spec, x, y, self.job.train, generator, self.train_scale(spec))
+
+    def reference_subnets(self) -> list[SubnetSpec]:
+        """The subnets the server evaluates, smallest to largest."""
+        return [SubnetSpec(a) for a in self.space.references(self.job.eval.subnets)]
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        pass
+
+
+def fit_or_none(slot: ClientSlot, arch: Arch, fits: Fits) -> SubnetSpec | None:
+    return SubnetSpec(arch) if fits(slot, arch) else None

@@ -1,0 +1,26 @@
+"""FedAvg of one fixed architecture (McMahan et al., 2017); k runs make the iFedAvg baseline.
+
+Every client that can hold the architecture trains it whole; weights are sample shares, so with
+full masks the one aggregation rule is exactly the weighted average of FedAvg.
+"""
+from __future__ import annotations
+
+from hpcfed.strategies.base import Strategy, fit_or_none
+from hpcfed.supernet import Arch
+
+
+class FedAvg(Strategy):
+    name = "fedavg"
+
+    @property
+    def arch(self) -> Arch:
+        choice = self.job.strategy.arch
+        if choice == "largest":
+            return self.space.largest()
+        if choice == "smallest":
+            return self.space.smallest()
+        return self.space.references(self.job.eval.subnets)[int(choice[3:])]
+
+    def assign(self, round_index, slots, fits, rng):
+        arch = self.arch
+        return [fit_or_none(slot, arch, fits) for slot in slots]

@@ -1,0 +1,32 @@
+"""HeteroFL: static width tiers for heterogeneous clients (Diao et al., 2021).
+
+Each client always trains the tier ``r`` it can hold (the widest of ``model.width_choices`` that
+fits its memory): the first ceil(r C) channels of every layer, full depth, with static BatchNorm
+and the training-time scaler 1/r on convolution outputs. Weights are sample shares under the one
+aggregation rule. The reference subnets are the tiers themselves.
+"""
+from __future__ import annotations
+
+from hpcfed.strategies.base import Strategy
+from hpcfed.supernet import Arch, SubnetSpec
+
+
+class HeteroFL(Strategy):
+    name = "heterofl"
+
+    def tiers(self) -> list[Arch]:
+        full = self.space.largest()
+        return [Arch(full.depths, full.expands, full.kernels, r) for r in sorted(self.space.width_choices)]
+
+    def assign(self, round_index, slots, fits, rng):
+        specs = []
+        for slot in slots:
+            fitting = [a for a in self.tiers() if fits(slot, a)]
+            specs.append(SubnetSpec(fitting[-1]) if fitting else None)
+        return specs
+
+    def train_scale(self, spec):
+        return 1.0 / spec.arch.width
+
+    def reference_subnets(self):
+        return [SubnetSpec(a) for a in self.tiers()]

@@ -1,0 +1,71 @@
+"""Architectures of the elastic ResNet space as frozen, hashable values.
+
+An :class:`Arch` names one subnet of the supernet: how many of each stage's blocks are active
+(elastic depth keeps the *first* blocks, as in Once-for-All and SuperFed), the middle-width expand
+ratio and the kernel size of every active block, and a width multiplier for the stem and stage
+outputs (HeteroFL's width tiers). It round-trips through plain dicts, hence YAML and HDF5.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from hpcfed.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Arch:
+    """One subnet: active depth per stage, expand ratio and kernel per active block, width."""
+
+    depths: tuple[int, ...]
+    expands: tuple[tuple[float, ...], ...]
+    kernels: tuple[tuple[int, ...], ...]
+    width: float = 1.0
+
+    def __post_init__(self) -> None:
+        if len(self.expands) != len(self.depths) or len(self.kernels) != len(self.depths):
+            raise ConfigError(f"arch: depths {self.depths}, expands {self.expands} and kernels "
+                              f"{self.kernels} must describe the same number of stages")
+        for s, d in enumerate(self.depths):
+            if len(self.expands[s]) != d or len(self.kernels[s]) != d:
+                raise ConfigError(f"arch: stage {s} has depth {d} but expands {self.expands[s]} and "
+                                  f"kernels {self.kernels[s]}; give one value per active block")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain lists and numbers, for YAML and JSON."""
+        return {"depths": list(self.depths), "expands": [list(e) for e in self.expands],
+                "kernels": [list(k) for k in self.kernels], "width": self.width}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Arch":
+        """Inverse of :meth:`to_dict`; rejects missing or unknown keys."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"arch: expected a mapping with depths, expands, kernels, width; got {d!r}")
+        unknown = set(d) - {"depths", "expands", "kernels", "width"}
+        if unknown:
+            raise ConfigError(f"arch: unknown key(s) {sorted(unknown)}; accepted: depths, expands, kernels, width")
+        try:
+            return cls(depths=tuple(int(x) for x in d["depths"]),
+                       expands=tuple(tuple(float(x) for x in e) for e in d["expands"]),
+                       kernels=tuple(tuple(int(x) for x in k) for k in d["kernels"]),
+                       width=float(d.get("width", 1.0)))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ConfigError(f"arch: {d!r} is not a valid architecture ({err}); "
+                              "expected depths, expands, kernels lists and a width") from None
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Arch":
+        return cls.from_dict(json.loads(text))
+
+    @property
+    def name(self) -> str:
+        """A short human-readable label, e.g. ``d2,1-e.25,.5,1-k3,3,5-w1``."""
+        fmt = lambda v: f"{v:g}".lstrip("0") if v < 1 else f"{v:g}"  # noqa: E731
+        depths = ",".join(str(d) for d in self.depths)
+        expands = ",".join(fmt(e) for stage in self.expands for e in stage)
+        kernels = ",".join(str(k) for stage in self.kernels for k in stage)
+        return f"d{depths}-e{expands}-k{kernels}-w{fmt(self.width)}"

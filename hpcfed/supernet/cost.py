@@ -1,0 +1,66 @@
+"""Analytic cost of a subnet: parameters, forward MACs and activation elements per sample.
+
+Counts convolutions and the classifier (normalisation and additions are ignored: they are a few
+percent of a ResNet's MACs). Training MACs are taken as 3x the forward MACs per sample (forward,
+backward to activations, backward to weights), the client cost ledger's convention.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hpcfed.supernet.arch import Arch
+from hpcfed.supernet.space import ResNetSpace
+from hpcfed.supernet.slicing import SubnetSpec
+
+TRAIN_MACS_PER_FORWARD = 3
+
+
+@dataclass(frozen=True)
+class Cost:
+    params: int              # elements of the subnet's parameters
+    macs: int                # forward multiply-accumulates per sample
+    activations: int         # output elements of every convolution per sample (training memory)
+
+    @property
+    def param_bytes(self) -> int:
+        return 4 * self.params
+
+    def train_macs(self, samples: int) -> int:
+        return TRAIN_MACS_PER_FORWARD * self.macs * samples
+
+    def train_memory_bytes(self, batch_size: int) -> int:
+        """Weights, gradients and one optimiser buffer, plus stored activations of one batch."""
+        return 4 * (3 * self.params + 2 * batch_size * self.activations)
+
+
+def cost(space: ResNetSpace, arch: Arch | SubnetSpec) -> Cost:
+    """Exact parameter count and analytic forward MACs of ``arch`` in ``space``."""
+    arch = arch.arch if isinstance(arch, SubnetSpec) else arch
+    sizes = space.group_sizes(arch)
+    params = 0
+    for meta in space.params():
+        if not meta.active_in(arch):
+            continue
+        n = 1
+        for dim, group in enumerate(meta.groups):
+            n *= sizes[group] if group is not None else meta.shape[dim]
+        if meta.kernel_sliced:
+            k = arch.kernels[meta.block[0]][meta.block[1]]
+            n = n // (meta.shape[-1] * meta.shape[-2]) * k * k
+        params += n
+    h, w = space.input_shape[1:]
+    macs = sizes["stem"] * space.input_shape[0] * 9 * h * w
+    acts = sizes["stem"] * h * w
+    inp = sizes["stem"]
+    for s, (ho, wo) in enumerate(space.spatial_sizes()):
+        out = sizes[f"s{s}"]
+        for b in range(arch.depths[s]):
+            k, mid = arch.kernels[s][b], sizes[f"s{s}b{b}"]
+            macs += (mid * inp * k * k + out * mid * k * k) * ho * wo
+            acts += (mid + out) * ho * wo
+            if b == 0:
+                macs += out * inp * ho * wo
+                acts += out * ho * wo
+            inp = out
+    macs += inp * space.num_classes
+    return Cost(params=params, macs=macs, activations=acts)

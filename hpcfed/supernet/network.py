@@ -1,0 +1,142 @@
+"""The elastic ResNet supernet, its forward pass under a spec, and exact subnet extraction.
+
+The supernet owns the largest parameters, all views into one flat float32 buffer (so loading,
+shipping and aggregating weights is a copy of one tensor). ``forward(x, spec)`` slices the
+parameters to the spec (Once-for-All's ``get_active_weight``) and runs the shared functional
+network; ``extract(spec)`` copies the slices into a standalone :class:`Subnet` that runs the same
+function on plain parameters; ``merge(spec, subnet)`` writes a subnet's weights back. The active
+architecture is always an argument, never state on the modules.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from hpcfed.supernet.arch import Arch
+from hpcfed.supernet.norm import NORM_INIT, NORM_PARAMS, normalize
+from hpcfed.supernet.slicing import SubnetSpec, selections, slice_param
+from hpcfed.supernet.space import ResNetSpace
+
+
+def resnet_forward(p: dict[str, torch.Tensor], space: ResNetSpace, arch: Arch, x: torch.Tensor,
+                   scale: float = 1.0) -> torch.Tensor:
+    """Logits of the network with (already sliced) parameters ``p`` on ``x`` (B, C, H, W).
+
+    ``scale`` multiplies every convolution output (HeteroFL's training-time scaler 1/r).
+    """
+    def conv(h, name, stride=1):
+        w = p[name]
+        out = F.conv2d(h, w, stride=stride, padding=w.shape[-1] // 2)
+        return out * scale if scale != 1.0 else out
+
+    def norm(h, prefix):
+        return normalize(space.norm, h, [p[f"{prefix}.{q}"] for q in NORM_PARAMS[space.norm]])
+
+    h = F.relu(norm(conv(x, "stem.conv"), "stem.norm"))                    # (B, stem, H, W)
+    for s, stride in enumerate(space.strides):
+        for b in range(arch.depths[s]):
+            pre = f"stage{s}.block{b}"
+            step = stride if b == 0 else 1
+            y = F.relu(norm(conv(h, f"{pre}.conv1", step), f"{pre}.norm1"))  # (B, mid, H', W')
+            y = norm(conv(y, f"{pre}.conv2"), f"{pre}.norm2")               # (B, out, H', W')
+            shortcut = norm(conv(h, f"{pre}.down", step), f"{pre}.down_norm") if b == 0 else h
+            h = F.relu(y + shortcut)
+    h = h.mean(dim=(2, 3))                                                  # (B, out)
+    return F.linear(h, p["head.weight"], p["head.bias"])                    # (B, classes)
+
+
+class ElasticResNet(nn.Module):
+    """The weight-shared supernet of a :class:`ResNetSpace`; parameters are views of ``self.flat``."""
+
+    def __init__(self, space: ResNetSpace, generator: torch.Generator | None = None):
+        super().__init__()
+        self.space = space
+        self.metas = space.params()
+        self.offsets = [0]
+        for meta in self.metas:
+            self.offsets.append(self.offsets[-1] + _numel(meta.shape))
+        self.register_buffer("flat", torch.zeros(self.offsets[-1]), persistent=False)
+        self.weights = nn.ParameterList(
+            nn.Parameter(self.flat[a:b].view(m.shape)) for m, a, b in zip(self.metas, self.offsets, self.offsets[1:]))
+        self.names = [m.name for m in self.metas]
+        self._index_cache: OrderedDict[SubnetSpec, torch.Tensor] = OrderedDict()
+        self.reset_parameters(generator)
+
+    @property
+    def num_params(self) -> int:
+        return self.offsets[-1]
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Kaiming-normal convolutions, small-normal head, norms at identity."""
+        for meta, w in zip(self.metas, self.weights):
+            leaf = meta.name.rsplit(".", 1)[-1]
+            if leaf in NORM_INIT and w.dim() == 1 and not meta.name.startswith("head"):
+                w.fill_(NORM_INIT[leaf])
+            elif meta.name == "head.bias":
+                w.zero_()
+            elif meta.name == "head.weight":
+                w.normal_(0.0, 0.01, generator=generator)
+            else:
+                fan_out = w.shape[0] * w.shape[2] * w.shape[3]
+                w.normal_(0.0, (2.0 / fan_out) ** 0.5, generator=generator)
+
+    def sliced(self, spec: SubnetSpec) -> dict[str, torch.Tensor]:
+        """The active parameters cut to ``spec`` (differentiable views or gathers)."""
+        sel = selections(self.space, spec)
+        return {m.name: slice_param(w, m, sel, spec.arch)
+                for m, w in zip(self.metas, self.weights) if m.active_in(spec.arch)}
+
+    def forward(self, x: torch.Tensor, spec: SubnetSpec, scale: float = 1.0) -> torch.Tensor:
+        return resnet_forward(self.sliced(spec), self.space, spec.arch, x, scale)
+
+    def flat_index(self, spec: SubnetSpec) -> torch.Tensor:
+        """Positions in ``self.flat`` of the subnet's elements, in the subnet's storage order (int64)."""
+        cached = self._index_cache.get(spec)
+        if cached is not None:
+            self._index_cache.move_to_end(spec)
+            return cached
+        sel = selections(self.space, spec)
+        parts = [slice_param(torch.arange(a, b).view(m.shape), m, sel, spec.arch).reshape(-1)
+                 for m, a, b in zip(self.metas, self.offsets, self.offsets[1:]) if m.active_in(spec.arch)]
+        index = torch.cat(parts)
+        self._index_cache[spec] = index
+        if len(self._index_cache) > 512:
+            self._index_cache.popitem(last=False)
+        return index
+
+    @torch.no_grad()
+    def extract(self, spec: SubnetSpec) -> "Subnet":
+        """A standalone module holding copies of the spec's slices; computes what ``forward`` does."""
+        return Subnet(self.space, spec.arch, {k: v.detach().clone() for k, v in self.sliced(spec).items()})
+
+    @torch.no_grad()
+    def merge(self, spec: SubnetSpec, subnet: "Subnet") -> None:
+        """Write a (trained) subnet's weights back into its slice of the supernet."""
+        self.flat[self.flat_index(spec)] = subnet.flat_values()
+
+
+class Subnet(nn.Module):
+    """A plain network extracted from the supernet: fixed architecture, no slicing."""
+
+    def __init__(self, space: ResNetSpace, arch: Arch, params: dict[str, torch.Tensor]):
+        super().__init__()
+        self.space, self.arch = space, arch
+        self.names = list(params)
+        self.weights = nn.ParameterList(nn.Parameter(t) for t in params.values())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return resnet_forward(dict(zip(self.names, self.weights)), self.space, self.arch, x)
+
+    def flat_values(self) -> torch.Tensor:
+        return torch.cat([w.detach().reshape(-1) for w in self.weights])
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n

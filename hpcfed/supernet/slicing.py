@@ -1,0 +1,70 @@
+"""Subnet specifications and the one slicing function used for weights, extraction and masks.
+
+A :class:`SubnetSpec` is an :class:`Arch` plus, optionally, an explicit channel index set for any
+channel group; groups without one take the *prefix* (first c channels, as in OFA and SuperFed).
+Explicit sets carry rolling windows (FedRolex) and random filter subsets (Federated Dropout,
+DISTREAL). :func:`slice_param` cuts one parameter to a spec; applied to an ``arange`` of the flat
+buffer it gives the subnet's element indices, so masks, extraction and merging always agree.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+import torch
+
+from hpcfed.errors import ConfigError
+from hpcfed.supernet.arch import Arch
+from hpcfed.supernet.space import ParamMeta, ResNetSpace
+
+Selection = Union[int, torch.Tensor]   # a prefix length, or sorted channel indices (int64)
+
+
+@dataclass(frozen=True)
+class SubnetSpec:
+    """One slice of the supernet: an architecture and explicit channel sets for some groups."""
+
+    arch: Arch
+    channels: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    @classmethod
+    def of(cls, arch: Arch, channels: dict[str, tuple[int, ...]] | None = None) -> "SubnetSpec":
+        """Build a spec with channel sets given as a dict (stored sorted, hashable)."""
+        items = tuple(sorted((g, tuple(sorted(int(i) for i in idx))) for g, idx in (channels or {}).items()))
+        return cls(arch, items)
+
+    @property
+    def is_prefix(self) -> bool:
+        return not self.channels
+
+
+def selections(space: ResNetSpace, spec: SubnetSpec) -> dict[str, Selection]:
+    """Channel selection of every active group: an int for a prefix, an index tensor otherwise."""
+    sizes = space.group_sizes(spec.arch)
+    full = space.max_group_sizes()
+    sel: dict[str, Selection] = dict(sizes)
+    for group, idx in spec.channels:
+        if group not in sizes:
+            raise ConfigError(f"subnet spec: channel group {group!r} is not active in {spec.arch.name}; "
+                              f"active groups: {sorted(sizes)}")
+        if len(idx) != sizes[group] or (idx and not 0 <= idx[0] and idx[-1] < full[group]) or len(set(idx)) != len(idx):
+            raise ConfigError(f"subnet spec: group {group!r} needs {sizes[group]} distinct channels in "
+                              f"0..{full[group] - 1}; got {len(idx)}")
+        sel[group] = torch.tensor(idx, dtype=torch.int64)
+    return sel
+
+
+def slice_param(tensor: torch.Tensor, meta: ParamMeta, sel: dict[str, Selection], arch: Arch) -> torch.Tensor:
+    """Cut ``tensor`` (a full supernet parameter, or anything of its shape) to the subnet's slice."""
+    for dim, group in enumerate(meta.groups):
+        if group is None:
+            continue
+        s = sel[group]
+        tensor = tensor.narrow(dim, 0, s) if isinstance(s, int) else tensor.index_select(dim, s)
+    if meta.kernel_sliced:
+        stage, block = meta.block
+        k, full = arch.kernels[stage][block], tensor.shape[-1]
+        if k < full:
+            o = (full - k) // 2
+            tensor = tensor[..., o:o + k, o:o + k]   # centre crop of the largest kernel (OFA)
+    return tensor

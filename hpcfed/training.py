@@ -1,0 +1,42 @@
+"""Local training of one subnet on one client's data: minibatch SGD on the supernet's slice.
+
+The supernet's parameters are sliced to the spec in every forward pass, so gradients reach only
+the slice and elements outside it are left as they were (no weight decay reaches them either,
+since they are not aggregated). Tensors stay on the device they were given on.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from hpcfed.config import TrainConfig
+from hpcfed.supernet import ElasticResNet, SubnetSpec
+
+
+def train_subnet(model: ElasticResNet, spec: SubnetSpec, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
+                 generator: torch.Generator, scale: float = 1.0) -> tuple[float, int]:
+    """``cfg.local_epochs`` epochs of SGD on (x, y); returns (mean training loss, samples processed).
+
+    Batch order comes from ``generator`` (CPU), so it does not depend on the hosting rank.
+    """
+    params = [w for w in model.weights]
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    n = len(y)
+    min_batch = 2 if model.space.norm == "bn" else 1   # batch statistics need two samples
+    loss_sum = torch.zeros((), dtype=torch.float64, device=x.device)
+    seen = 0
+    for _ in range(cfg.local_epochs):
+        order = torch.randperm(n, generator=generator).to(x.device)
+        for start in range(0, n, cfg.batch_size):
+            idx = order[start:start + cfg.batch_size]
+            if len(idx) < min_batch:
+                continue
+            loss = F.cross_entropy(model(x[idx], spec, scale), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip_norm > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
+            opt.step()
+            loss_sum += loss.detach().double() * len(idx)
+            seen += len(idx)
+    return (loss_sum.item() / seen if seen else float("nan")), seen

@@ -1,0 +1,82 @@
+"""The client host: trains a worker's clients one after another and fills the fused buffer.
+
+A host keeps one supernet buffer, the received global weights and its share of the data; it
+never keeps a model per client, so its memory is O(supernet + data), not O(clients). For every
+client it resets the model to the global weights, runs the strategy's local training rule with
+the client's own random stream, and adds ``w * theta`` and ``w`` over the client's mask into the
+fixed-point accumulators (hpcfed.aggregate). Ranks >= 1 run :func:`serve`; with one process
+the server calls :meth:`ClientHost.train` directly.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from hpcfed.aggregate import FIXED_LIMIT, accumulate, to_fixed
+from hpcfed.comm import TAG_MASK, TAG_WEIGHTS, Comm
+from hpcfed.data import FederatedData
+from hpcfed.plan import METRICS_PER_CLIENT, ClientTask, RoundPlan, fused_size
+from hpcfed.seeding import torch_generator
+from hpcfed.strategies import Strategy
+from hpcfed.supernet import ElasticResNet
+
+
+class ClientHost:
+    """Trains clients on one device and accumulates their updates."""
+
+    def __init__(self, model: ElasticResNet, strategy: Strategy, data: FederatedData, seed: int,
+                 device: torch.device):
+        self.model, self.strategy, self.seed, self.device = model.to(device), strategy, seed, device
+        self.x, self.y = data.x_train.to(device), data.y_train.to(device)
+        self.offsets = data.client_offsets
+        self.indices = torch.from_numpy(data.client_indices.copy()).to(device)
+        self.base = torch.zeros(model.num_params)           # the global weights as received (CPU)
+
+    def train(self, round_index: int, tasks: tuple[ClientTask, ...], slots: int) -> np.ndarray:
+        """Train ``tasks`` from ``self.base``; return the fused int64 buffer [sum | weight | metrics]."""
+        p = self.model.num_params
+        fused = torch.zeros(fused_size(p, slots), dtype=torch.int64)
+        acc_sum, acc_weight, metrics = fused[:p], fused[p:2 * p], fused[2 * p:].view(slots, METRICS_PER_CLIENT)
+        for task in tasks:
+            with torch.no_grad():
+                self.model.flat.copy_(self.base)
+            rows = self.indices[self.offsets[task.client]:self.offsets[task.client + 1]]
+            generator = torch_generator(self.seed, "train", round_index, task.client)
+            loss, seen = self.strategy.train_client(self.model, task.spec, self.x[rows], self.y[rows], generator)
+            index = self.model.flat_index(task.spec)
+            theta = self.model.flat.detach()[index.to(self.device)].cpu()
+            ok = seen > 0 and _is_sane(loss, theta)
+            if ok:
+                accumulate(acc_sum, acc_weight, index, theta, task.weight)
+            metrics[task.slot] = to_fixed(torch.tensor([loss * seen if ok else 0.0, seen, 0.0 if ok else 1.0]))
+        return fused.numpy()
+
+    def receive(self, comm: Comm, shipped: int) -> None:
+        """Worker: take this round's weights from rank 0, the whole buffer or a masked slice."""
+        p = self.model.num_params
+        if shipped == p:
+            comm.recv_from_server([(self.base.numpy(), TAG_WEIGHTS)])
+            return
+        packed = np.empty((p + 7) // 8, dtype=np.uint8)
+        values = np.empty(shipped, dtype=np.float32)
+        comm.recv_from_server([(packed, TAG_MASK), (values, TAG_WEIGHTS)])
+        mask = np.unpackbits(packed, count=p).astype(bool)
+        self.base.numpy()[mask] = values
+
+
+def _is_sane(loss: float, theta: torch.Tensor) -> bool:
+    """A finite update whose values fit the fixed-point accumulators."""
+    return bool(np.isfinite(loss)) and bool(torch.isfinite(theta).all()) \
+        and float(theta.abs().max()) < FIXED_LIMIT
+
+
+def serve(comm: Comm, host: ClientHost) -> None:
+    """The loop of ranks >= 1: plan in, weights in, train, one fused reduction out, until stop."""
+    while True:
+        plan: RoundPlan = comm.bcast(None)
+        if plan.stop:
+            return
+        tasks = plan.tasks.get(comm.rank, ())
+        if plan.shipped.get(comm.rank, 0):
+            host.receive(comm, plan.shipped[comm.rank])
+        comm.reduce_sum(host.train(plan.round, tasks, plan.slots))
