@@ -100,21 +100,18 @@ def sample_cohort(g: np.random.Generator, population: Population, size: int, t: 
 def apply_deadline(times: np.ndarray, wanted: int, deadline_s: float) -> tuple[np.ndarray, float]:
     """Who makes the round and how long it lasts, with over-selection and an optional deadline.
 
-    The server keeps the ``wanted`` fastest clients that finish within the deadline and stops
-    waiting when the last of them reports; if fewer make it, the round lasts the deadline.
-    Returns (kept mask, round duration in virtual seconds).
+    The server keeps the ``wanted`` fastest clients that finish within the deadline (infinite
+    times never do) and stops waiting when the last of them reports; if fewer make it, the round
+    lasts the whole deadline (without one: until the last finite finisher). Returns
+    (kept mask, round duration in virtual seconds; 0 when nobody could work and there is no deadline).
     """
     limit = deadline_s if deadline_s > 0 else math.inf
-    order = np.argsort(times, kind="stable")
+    order = np.argsort(times, kind="stable")[:wanted]
     kept = np.zeros(len(times), dtype=bool)
-    for i in order[:wanted]:
-        if times[i] <= limit:
-            kept[i] = True
-    if kept.sum() == wanted:
-        duration = float(times[kept].max()) if wanted else 0.0
-    else:
-        duration = limit if math.isfinite(limit) else float(times[kept].max(initial=0.0))
-    return kept, duration
+    kept[order] = np.isfinite(times[order]) & (times[order] <= limit)
+    if kept.sum() < wanted and math.isfinite(limit):
+        return kept, limit
+    return kept, float(times[kept].max(initial=0.0))
 
 
 def load_trace(path: str, total: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:

@@ -75,8 +75,8 @@ class Server:
         # 3. virtual round times; the deadline and over-selection decide who is kept
         times = np.array([self.client_time(s, spec) for s, spec in zip(slots, specs)])
         kept, duration = apply_deadline(times, want, job.clients.deadline_s)
-        if not kept.any() and not math.isfinite(duration) or duration == 0.0 and not kept.any():
-            duration = job.clients.deadline_s or job.devices.period_s   # nobody could work: wait
+        if duration == 0.0:
+            duration = job.devices.period_s   # nobody could work: wait for availability to change
         # 4. aggregation weights of the kept clients
         chosen = np.flatnonzero(kept)
         weights = np.zeros(len(slots))
