@@ -29,14 +29,14 @@ def from_fixed(values: torch.Tensor) -> torch.Tensor:
     return values.to(torch.float64) / SCALE
 
 
-def accumulate(acc_sum: torch.Tensor, acc_weight: torch.Tensor, index: torch.Tensor,
+def accumulate(acc_sum: torch.Tensor, acc_weight: torch.Tensor, index: torch.Tensor | slice,
                theta: torch.Tensor, weight: float) -> None:
     """Add one client: ``acc_sum[index] += w * theta`` and ``acc_weight[index] += w`` (fixed point).
 
-    ``index`` holds the flat positions the client trained (its mask), ``theta`` its trained
-    parameters at those positions; positions are distinct.
+    ``index`` holds the flat positions the client trained (its mask; distinct positions, or
+    ``slice(None)`` for all of them), ``theta`` its trained parameters at those positions.
     """
-    acc_sum[index] += to_fixed(theta.to(torch.float64) * weight)
+    acc_sum[index] += torch.round(theta.to(torch.float64) * (weight * SCALE)).to(torch.int64)
     acc_weight[index] += to_fixed(torch.tensor(weight, dtype=torch.float64))
 
 

@@ -21,7 +21,7 @@ class Comm:
     """The world communicator with the few operations the round loop needs."""
 
     def __init__(self, comm: MPI.Comm | None = None):
-        self.comm = comm or MPI.COMM_WORLD
+        self.comm = comm if comm is not None else MPI.COMM_WORLD
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         node = self.comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
         self.local_rank, self.local_size = node.Get_rank(), node.Get_size()

@@ -82,8 +82,9 @@ def check_output(path: Path, overwrite: bool) -> None:
         raise HpcfedError(f"--out {str(path)!r}: folder {str(parent)!r} is not writable")
 
 
-def main(argv: list[str] | None = None) -> int:
-    comm = Comm()
+def main(argv: list[str] | None = None, comm: Comm | None = None) -> int:
+    """Run the job on ``comm`` (default: MPI's world); returns the exit status."""
+    comm = comm or Comm()
     install_abort_hook(comm)
     error, setup = None, None
     try:

@@ -44,11 +44,13 @@ class ClientHost:
             generator = torch_generator(self.seed, "train", round_index, task.client)
             loss, seen = self.strategy.train_client(self.model, task.spec, self.x[rows], self.y[rows], generator)
             index = self.model.flat_index(task.spec)
-            theta = self.model.flat.detach()[index.to(self.device)].cpu()
-            ok = seen > 0 and _is_sane(loss, theta)
-            if ok:
+            if len(index) == p:   # flat indices ascend, so a full-length index is everything
+                index = slice(None)
+            theta = self.model.flat.detach()[index if isinstance(index, slice) else index.to(self.device)].cpu()
+            ok = seen == 0 or _is_sane(loss, theta)
+            if ok and seen:     # a client with too few samples for one batch contributes nothing
                 accumulate(acc_sum, acc_weight, index, theta, task.weight)
-            metrics[task.slot] = to_fixed(torch.tensor([loss * seen if ok else 0.0, seen, 0.0 if ok else 1.0]))
+            metrics[task.slot] = to_fixed(torch.tensor([loss * seen if ok and seen else 0.0, seen, 0.0 if ok else 1.0]))
         return fused.numpy()
 
     def receive(self, comm: Comm, shipped: int) -> None:

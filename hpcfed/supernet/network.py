@@ -63,6 +63,7 @@ class ElasticResNet(nn.Module):
             nn.Parameter(self.flat[a:b].view(m.shape)) for m, a, b in zip(self.metas, self.offsets, self.offsets[1:]))
         self.names = [m.name for m in self.metas]
         self._index_cache: OrderedDict[SubnetSpec, torch.Tensor] = OrderedDict()
+        self._plan_cache: OrderedDict[SubnetSpec, list] = OrderedDict()
         self.reset_parameters(generator)
 
     @property
@@ -86,27 +87,30 @@ class ElasticResNet(nn.Module):
 
     def sliced(self, spec: SubnetSpec) -> dict[str, torch.Tensor]:
         """The active parameters cut to ``spec`` (differentiable views or gathers)."""
-        sel = selections(self.space, spec)
-        return {m.name: slice_param(w, m, sel, spec.arch)
-                for m, w in zip(self.metas, self.weights) if m.active_in(spec.arch)}
+        return {m.name: slice_param(self.weights[i], m, sel, spec.arch) for i, m, sel in self._slicing(spec)}
+
+    def _slicing(self, spec: SubnetSpec) -> list:
+        """(parameter position, meta, channel selections) of every active parameter, cached per spec."""
+        plan = self._plan_cache.get(spec)
+        if plan is None:
+            sel = {g: s.to(self.flat.device) if isinstance(s, torch.Tensor) else s
+                   for g, s in selections(self.space, spec).items()}
+            plan = [(i, m, sel) for i, m in enumerate(self.metas) if m.active_in(spec.arch)]
+            _remember(self._plan_cache, spec, plan)
+        return plan
 
     def forward(self, x: torch.Tensor, spec: SubnetSpec, scale: float = 1.0) -> torch.Tensor:
         return resnet_forward(self.sliced(spec), self.space, spec.arch, x, scale)
 
     def flat_index(self, spec: SubnetSpec) -> torch.Tensor:
-        """Positions in ``self.flat`` of the subnet's elements, in the subnet's storage order (int64)."""
+        """Positions in ``self.flat`` of the subnet's elements, in its storage order: strictly ascending (int64)."""
         cached = self._index_cache.get(spec)
         if cached is not None:
-            self._index_cache.move_to_end(spec)
             return cached
         sel = selections(self.space, spec)
         parts = [slice_param(torch.arange(a, b).view(m.shape), m, sel, spec.arch).reshape(-1)
                  for m, a, b in zip(self.metas, self.offsets, self.offsets[1:]) if m.active_in(spec.arch)]
-        index = torch.cat(parts)
-        self._index_cache[spec] = index
-        if len(self._index_cache) > 512:
-            self._index_cache.popitem(last=False)
-        return index
+        return _remember(self._index_cache, spec, torch.cat(parts))
 
     @torch.no_grad()
     def extract(self, spec: SubnetSpec) -> "Subnet":
@@ -133,6 +137,16 @@ class Subnet(nn.Module):
 
     def flat_values(self) -> torch.Tensor:
         return torch.cat([w.detach().reshape(-1) for w in self.weights])
+
+
+CACHE_SPECS = 512   # specs whose slicing and indices a model remembers
+
+
+def _remember(cache: OrderedDict, spec: SubnetSpec, value):
+    cache[spec] = value
+    if len(cache) > CACHE_SPECS:
+        cache.popitem(last=False)
+    return value
 
 
 def _numel(shape: tuple[int, ...]) -> int:

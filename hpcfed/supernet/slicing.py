@@ -60,7 +60,10 @@ def slice_param(tensor: torch.Tensor, meta: ParamMeta, sel: dict[str, Selection]
         if group is None:
             continue
         s = sel[group]
-        tensor = tensor.narrow(dim, 0, s) if isinstance(s, int) else tensor.index_select(dim, s)
+        if isinstance(s, torch.Tensor):
+            tensor = tensor.index_select(dim, s)
+        elif s < tensor.shape[dim]:      # a full prefix is the tensor itself (no copy in backward)
+            tensor = tensor.narrow(dim, 0, s)
     if meta.kernel_sliced:
         stage, block = meta.block
         k, full = arch.kernels[stage][block], tensor.shape[-1]

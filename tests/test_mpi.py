@@ -1,0 +1,67 @@
+"""MPI tests, run under ``mpirun -n K python -m pytest --only-mpi`` (any K >= 2; CI uses 3).
+
+Every test is collective: all ranks run it. Outer timeouts in the runner guard against hangs.
+"""
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from hpcfed.aggregate import accumulate, divide_keep, to_fixed
+from hpcfed.comm import TAG_MASK, TAG_WEIGHTS, Comm
+from tests.launch import TINY
+
+pytestmark = pytest.mark.mpi(min_size=2)
+
+
+def test_fused_reduction_is_the_exact_sum_of_every_worker():
+    from mpi4py import MPI
+    comm = Comm(MPI.COMM_WORLD)
+    p = 5
+    acc_sum, acc_weight = torch.zeros(p, dtype=torch.int64), torch.zeros(p, dtype=torch.int64)
+    if comm.rank > 0:   # worker r trained element r-1 .. with value r and weight r
+        index = torch.arange(comm.rank - 1, p, comm.size - 1)
+        accumulate(acc_sum, acc_weight, index, torch.full((len(index),), float(comm.rank)), float(comm.rank))
+    fused = comm.reduce_sum(torch.cat([acc_sum, acc_weight]).numpy())
+    if comm.rank == 0:
+        old = torch.full((p,), -1.0)
+        new = divide_keep(torch.from_numpy(fused[:p]), torch.from_numpy(fused[p:]), old)
+        expected = [float(r) for r in [(e % (comm.size - 1)) + 1 for e in range(p)]]
+        assert new.tolist() == expected
+        assert fused[p:].tolist() == to_fixed(torch.tensor(expected)).tolist()
+
+
+def test_masked_slices_travel_with_isend_irecv():
+    from mpi4py import MPI
+    comm = Comm(MPI.COMM_WORLD)
+    p = 37
+    flat = np.arange(p, dtype=np.float32)
+    masks = {w: (np.arange(p) % w) == 0 for w in comm.workers}
+    if comm.rank == 0:
+        comm.send_to_workers({w: [(np.packbits(m), TAG_MASK), (flat[m], TAG_WEIGHTS)] for w, m in masks.items()})
+    else:
+        mine = masks[comm.rank]
+        packed, values = np.empty((p + 7) // 8, np.uint8), np.empty(int(mine.sum()), np.float32)
+        comm.recv_from_server([(packed, TAG_MASK), (values, TAG_WEIGHTS)])
+        assert np.array_equal(np.unpackbits(packed, count=p).astype(bool), mine)
+        assert np.array_equal(values, flat[mine])
+
+
+@pytest.mark.parametrize("strategy", ["superfed", "fedavg", "heterofl"])
+def test_a_job_over_all_ranks_equals_the_same_job_in_one_process(mpi_tmp_path, strategy):
+    from mpi4py import MPI
+    from hpcfed.run import main
+    args = [*TINY, "--set", f"strategy.name={strategy}", "--set", "model.width_choices=[0.5,1.0]"]
+    world_out, self_out = mpi_tmp_path / f"{strategy}-world.h5", mpi_tmp_path / f"{strategy}-self.h5"
+    assert main([*args, "--out", str(world_out)], Comm(MPI.COMM_WORLD)) == 0
+    if MPI.COMM_WORLD.Get_rank() == 0:
+        assert main([*args, "--out", str(self_out)], Comm(MPI.COMM_SELF)) == 0
+        with h5py.File(world_out, "r") as a, h5py.File(self_out, "r") as b:
+            assert a.attrs["world_size"] == MPI.COMM_WORLD.Get_size() and b.attrs["world_size"] == 1
+            assert a.attrs["final_model_sha256"] == b.attrs["final_model_sha256"]
+            np.testing.assert_array_equal(a["eval/accuracy"][()], b["eval/accuracy"][()])
+            assert (a["clients/rank"][()][a["clients/made_deadline"][()]] >= 1).all()
+            assert a["rounds/mpi_bytes"][()].min() > 0
+    MPI.COMM_WORLD.Barrier()

@@ -1,0 +1,106 @@
+"""End-to-end runs of the real program: schema of the results, rank-count invariance, bad input."""
+from __future__ import annotations
+
+import hashlib
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+from hpcfed.config import JobConfig, load_job
+from hpcfed.results import CLIENT_COLUMNS, ROUND_COLUMNS
+from tests.launch import TINY, run_hpcfed
+
+
+def test_tiny_job_writes_the_documented_results_file(tmp_path):
+    out = tmp_path / "run.h5"
+    proc = run_hpcfed([*TINY, "--out", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    assert [line for line in proc.stdout.splitlines() if line.startswith("round ")][-1].startswith("round    3/3")
+    assert "cost ledger" in proc.stdout and "reference subnets" in proc.stdout
+    with h5py.File(out, "r") as f:
+        assert f.attrs["status"] == "finished"
+        job = load_job(None, [a for a in TINY if a != "--set"])
+        assert yaml.safe_load(f.attrs["config_yaml"]) == yaml.safe_load(job.to_yaml())
+        assert len(f.attrs["final_model_sha256"]) == 64
+        assert f.attrs["normalization"] == "bn"
+        assert set(f["rounds"]) == set(ROUND_COLUMNS) and set(f["clients"]) == set(CLIENT_COLUMNS)
+        assert list(f["rounds/round"][()]) == [0, 1, 2]
+        assert np.all(np.diff(f["rounds/virtual_time_s"][()]) > 0)
+        assert f["rounds/macs"][()].min() > 0 and f["rounds/bytes_down"][()].min() > 0
+        assert np.isfinite(f["rounds/train_loss"][()]).all()
+        made = f["clients/made_deadline"][()]
+        assert made.sum() == f["rounds/clients"][()].sum()
+        assert np.all(f["clients/arch_id"][()][made] < len(f["architectures/json"]))
+        acc = f["eval/accuracy"][()]
+        assert acc.shape == (1, len(f["eval/subnet_names"])) and np.all((0 <= acc) & (acc <= 1))
+        assert np.all(np.diff(f["eval/subnet_macs"][()]) >= 0)
+
+
+def test_same_job_gives_same_results_serially_and_under_2_and_4_ranks(tmp_path):
+    results = {}
+    for ranks in (0, 2, 4):
+        out = tmp_path / f"n{ranks}.h5"
+        proc = run_hpcfed([*TINY, "--out", str(out)], ranks=ranks)
+        assert proc.returncode == 0, proc.stderr
+        with h5py.File(out, "r") as f:
+            results[ranks] = (f.attrs["final_model_sha256"], f["eval/accuracy"][()], f["rounds/train_loss"][()])
+    for ranks in (2, 4):
+        assert results[ranks][0] == results[0][0]
+        np.testing.assert_array_equal(results[ranks][1], results[0][1])
+        np.testing.assert_array_equal(results[ranks][2], results[0][2])
+
+
+def test_dry_run_checks_everything_and_writes_nothing(tmp_path):
+    out = tmp_path / "dry.h5"
+    proc = run_hpcfed([*TINY, "--out", str(out), "--dry-run"])
+    assert proc.returncode == 0, proc.stderr
+    assert "dry run OK" in proc.stdout and not out.exists()
+
+
+BAD_INPUTS = [
+    ("unknown key", ["--set", "roundz=3"], "roundz"),
+    ("unknown nested key", ["--set", "train.lrate=0.1"], "train.lrate"),
+    ("negative rounds", ["--set", "rounds=-1"], "rounds"),
+    ("wrong type", ["--set", "rounds=ten"], "rounds"),
+    ("more per round than clients", ["--set", "clients.per_round=40"], "clients.per_round"),
+    ("unknown strategy", ["--set", "strategy.name=fedbest"], "strategy.name"),
+    ("missing data path", ["--set", "data.name=cifar10", "--set", "data.path=/nonexistent/cifar-10-batches-py"],
+     "/nonexistent/cifar-10-batches-py"),
+    ("unwritable output path", ["--out", "/nonexistent/dir/run.h5"], "/nonexistent/dir"),
+    ("output is a folder", ["--out", "/tmp"], "/tmp"),
+    ("missing job file", ["no/such/job.yaml"], "no/such/job.yaml"),
+    ("bad option", ["--frobnicate"], "--frobnicate"),
+]
+
+
+@pytest.mark.parametrize("what,args,named", BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_bad_input_gives_one_line_and_status_2(tmp_path, what, args, named):
+    out = tmp_path / "bad.h5"
+    proc = run_hpcfed([*TINY, "--out", str(out), *args] if "--out" not in args else [*TINY, *args], timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hpcfed: error: ") and named in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_existing_results_file_is_left_untouched(tmp_path):
+    out = tmp_path / "old.h5"
+    out.write_bytes(b"precious")
+    proc = run_hpcfed([*TINY, "--out", str(out)])
+    assert proc.returncode == 2 and "--overwrite" in proc.stderr
+    assert out.read_bytes() == b"precious"
+
+
+def test_bad_input_under_mpirun_ends_every_rank(tmp_path):
+    out = tmp_path / "bad.h5"
+    proc = run_hpcfed([*TINY, "--out", str(out), "--set", "rounds=-1"], ranks=3, timeout=120)
+    assert proc.returncode != 0
+    assert proc.stderr.count("hpcfed: error: rounds = -1") == 1
+    assert not out.exists()
+
+
+def test_default_job_file_matches_the_built_in_default():
+    assert load_job("jobs/default.yaml") == JobConfig()

@@ -1,0 +1,95 @@
+"""Efficiency benchmark: client samples per second of a FedAvg simulation vs a plain torch loop.
+
+Both train the same network (the supernet's largest subnet, extracted as a plain module for the
+loop) on the same client data, batch size, epochs and thread count, in this one process, and the
+ratio of their sample rates is printed (1.0 = hpcfed costs nothing beyond the training itself).
+
+    python tools/bench_efficiency.py [--rounds 20] [--threads 1] [--set key=value ...]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from hpcfed.config import load_job  # noqa: E402
+from hpcfed.data import load_federated_data  # noqa: E402
+from hpcfed.results import read_results  # noqa: E402
+from hpcfed.run import build_space, main as run_main  # noqa: E402
+from hpcfed.seeding import torch_generator  # noqa: E402
+from hpcfed.supernet import ElasticResNet, SubnetSpec  # noqa: E402
+
+FEDAVG = ["strategy.name=fedavg", "strategy.arch=largest", "clients.total=50", "clients.per_round=10",
+          "clients.overselect=0", "data.partition=iid", "train.local_epochs=2", "train.batch_size=8",
+          "devices.availability=always", "devices.memory_mb=[1000,1000]"]
+
+
+def plain_loop(job, clients: list[int], rounds_of_clients: list[list[int]]) -> tuple[int, float]:
+    """Train the largest subnet as a plain module over the same clients' data; (samples, seconds)."""
+    d = job.data
+    data = load_federated_data(d.name, d.path or None, d.partition, d.alpha, d.shards_per_client,
+                               job.clients.total, d.test_fraction, job.seed)
+    space = build_space(job, data.input_shape, data.num_classes)
+    model = ElasticResNet(space, torch_generator(job.seed, "init")).extract(SubnetSpec(space.largest()))
+    opt = torch.optim.SGD(model.parameters(), lr=job.train.lr)
+    samples, start = 0, time.perf_counter()
+    for cohort in rounds_of_clients:
+        for client in cohort:
+            rows = torch.from_numpy(data.client_samples(client).copy())
+            x, y = data.x_train[rows], data.y_train[rows]
+            for _ in range(job.train.local_epochs):
+                order = torch.randperm(len(y))
+                for s in range(0, len(y), job.train.batch_size):
+                    idx = order[s:s + job.train.batch_size]
+                    if len(idx) < 2:
+                        continue
+                    loss = F.cross_entropy(model(x[idx]), y[idx])
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), job.train.clip_norm)
+                    opt.step()
+                    samples += len(idx)
+    return samples, time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    args = parser.parse_args(argv)
+    overrides = [*FEDAVG, f"rounds={args.rounds}", f"eval.every={args.rounds}", f"train.threads={args.threads}",
+                 *args.overrides]
+    job = load_job(None, overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "bench.h5"
+        run_args = [a for o in overrides for a in ("--set", o)] + ["--out", str(out)]
+        start = time.perf_counter()
+        if run_main(run_args) != 0:
+            return 1
+        total = time.perf_counter() - start
+        r = read_results(out)
+    c = r["clients"]
+    trained = c["made_deadline"]
+    cohorts = [list(c["client"][trained & (c["round"] == k)]) for k in range(args.rounds)]
+    sim_samples, sim_seconds = int(c["samples"][trained].sum()), float(r["rounds"]["wall_time_s"][-1])
+    torch.set_num_threads(args.threads)
+    loop_samples, loop_seconds = plain_loop(job, [], cohorts)
+    sim_rate, loop_rate = sim_samples / sim_seconds, loop_samples / loop_seconds
+    print(f"model: largest subnet, {job.data.name}, batch {job.train.batch_size}, {args.threads} thread(s)")
+    print(f"hpcfed FedAvg : {sim_samples} samples in {sim_seconds:.2f} s of rounds ({total:.2f} s with start-up) "
+          f"= {sim_rate:.0f} samples/s")
+    print(f"plain torch   : {loop_samples} samples in {loop_seconds:.2f} s = {loop_rate:.0f} samples/s")
+    print(f"efficiency ratio (hpcfed / plain loop): {sim_rate / loop_rate:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Print the per-subnet accuracy table and the cost ledger of a results file.
+
+    python tools/summarize.py RUN.h5 [RUN2.h5 ...]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from hpcfed.report import summary  # noqa: E402
+from hpcfed.results import read_results  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="HDF5 results files written by hpcfed.run")
+    args = parser.parse_args(argv)
+    for i, path in enumerate(args.runs):
+        try:
+            results = read_results(path)
+        except (OSError, KeyError) as err:
+            print(f"summarize: error: {path!r} is not an hpcfed results file ({err})", file=sys.stderr)
+            return 2
+        print(("\n" if i else "") + f"== {path}\n" + summary(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
