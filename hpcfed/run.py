@@ -48,9 +48,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def build_space(job: JobConfig, input_shape, num_classes: int) -> ResNetSpace:
     m = job.model
-    space = ResNetSpace(tuple(input_shape), num_classes, m.stem, m.widths, m.depths, m.strides,
-                        m.expand_choices, m.kernel_choices, m.width_choices, m.divisor, m.norm)
-    return space
+    return ResNetSpace(tuple(input_shape), num_classes, m.stem, m.widths, m.depths, m.strides,
+                       m.expand_choices, m.kernel_choices, m.width_choices, m.divisor, m.norm)
 
 
 def pick_device(job: JobConfig, comm: Comm) -> torch.device:

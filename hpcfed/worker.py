@@ -50,7 +50,8 @@ class ClientHost:
             ok = seen == 0 or _is_sane(loss, theta)
             if ok and seen:     # a client with too few samples for one batch contributes nothing
                 accumulate(acc_sum, acc_weight, index, theta, task.weight)
-            metrics[task.slot] = to_fixed(torch.tensor([loss * seen if ok and seen else 0.0, seen, 0.0 if ok else 1.0]))
+            row = [loss * seen if ok and seen else 0.0, seen, 0.0 if ok else 1.0]
+            metrics[task.slot] = to_fixed(torch.tensor(row, dtype=torch.float64))
         return fused.numpy()
 
     def receive(self, comm: Comm, shipped: int) -> None:

@@ -1,7 +1,9 @@
 """End-to-end runs of the real program: schema of the results, rank-count invariance, bad input."""
 from __future__ import annotations
 
-import hashlib
+import subprocess
+import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -10,7 +12,7 @@ import yaml
 
 from hpcfed.config import JobConfig, load_job
 from hpcfed.results import CLIENT_COLUMNS, ROUND_COLUMNS
-from tests.launch import TINY, run_hpcfed
+from tests.launch import ROOT, TINY, run_hpcfed
 
 
 def test_tiny_job_writes_the_documented_results_file(tmp_path):
@@ -36,6 +38,25 @@ def test_tiny_job_writes_the_documented_results_file(tmp_path):
         acc = f["eval/accuracy"][()]
         assert acc.shape == (1, len(f["eval/subnet_names"])) and np.all((0 <= acc) & (acc <= 1))
         assert np.all(np.diff(f["eval/subnet_macs"][()]) >= 0)
+
+
+def test_tools_summarize_and_plot_a_run(tmp_path):
+    out = tmp_path / "run.h5"
+    assert run_hpcfed([*TINY, "--out", str(out)]).returncode == 0
+    summary = subprocess.run([sys.executable, "tools/summarize.py", str(out)], cwd=ROOT, capture_output=True,
+                             text=True, timeout=120)
+    assert summary.returncode == 0 and "cost ledger" in summary.stdout, summary.stderr
+    with h5py.File(out, "r") as f:
+        for name, acc in zip(f["eval/subnet_names"].asstr()[()], f["eval/accuracy"][-1]):
+            assert f"{acc:.4f}" in [line.split()[-1] for line in summary.stdout.splitlines() if name in line]
+    plot = subprocess.run([sys.executable, "tools/plot.py", str(out), "--out-dir", str(tmp_path / "png")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert plot.returncode == 0, plot.stderr
+    for png in plot.stdout.split():
+        assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = subprocess.run([sys.executable, "tools/summarize.py", str(tmp_path / "missing.h5")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
 
 def test_same_job_gives_same_results_serially_and_under_2_and_4_ranks(tmp_path):

@@ -47,7 +47,7 @@ def selections(space: ResNetSpace, spec: SubnetSpec) -> dict[str, Selection]:
         if group not in sizes:
             raise ConfigError(f"subnet spec: channel group {group!r} is not active in {spec.arch.name}; "
                               f"active groups: {sorted(sizes)}")
-        if len(idx) != sizes[group] or (idx and not 0 <= idx[0] and idx[-1] < full[group]) or len(set(idx)) != len(idx):
+        if len(idx) != sizes[group] or (idx and not (0 <= idx[0] and idx[-1] < full[group])) or len(set(idx)) != len(idx):
             raise ConfigError(f"subnet spec: group {group!r} needs {sizes[group]} distinct channels in "
                               f"0..{full[group] - 1}; got {len(idx)}")
         sel[group] = torch.tensor(idx, dtype=torch.int64)

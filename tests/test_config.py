@@ -1,0 +1,148 @@
+"""Tests of hpcfed.config: the default job, --set overrides, YAML round trips and one-line errors."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from hpcfed.config import ClientsConfig, JobConfig, ModelConfig, TrainConfig, load_job
+from hpcfed.errors import ConfigError
+
+DEFAULT_JOB = Path(__file__).resolve().parents[1] / "jobs" / "default.yaml"
+
+
+def test_no_path_gives_the_builtin_default():
+    assert load_job() == JobConfig()
+    assert load_job(None, []) == JobConfig()
+
+
+def test_empty_file_gives_the_default(tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("# nothing but a comment\n")
+    assert load_job(str(path)) == JobConfig()
+
+
+def test_jobs_default_yaml_equals_the_builtin_default():
+    if not DEFAULT_JOB.is_file():
+        pytest.skip("jobs/default.yaml is absent")
+    assert load_job(str(DEFAULT_JOB)) == JobConfig()
+
+
+def test_set_overrides_are_nested_and_typed():
+    job = load_job(None, ["rounds=7", "train.lr=0.5", "model.widths=[8,16]"])
+    assert job.rounds == 7 and type(job.rounds) is int
+    assert job.train.lr == 0.5 and type(job.train.lr) is float
+    assert job.model.widths == (8, 16) and all(type(w) is int for w in job.model.widths)
+    # Everything else is untouched.
+    assert job == dataclasses.replace(JobConfig(), rounds=7, train=dataclasses.replace(TrainConfig(), lr=0.5),
+                                      model=dataclasses.replace(ModelConfig(), widths=(8, 16)))
+
+
+def test_set_overrides_convert_ints_to_floats_and_parse_strings_and_bools():
+    job = load_job(None, ["train.lr=1", "strategy.name=fedavg", "strategy.sample_weighted=true",
+                          "devices.speed_macs_per_s=[1, 2.5]", "data.path="])
+    assert job.train.lr == 1.0 and type(job.train.lr) is float
+    assert job.strategy.name == "fedavg" and job.strategy.sample_weighted is True
+    assert job.devices.speed_macs_per_s == (1.0, 2.5) and job.data.path == ""
+
+
+def test_set_overrides_win_over_the_file_and_keep_its_other_keys(tmp_path):
+    path = tmp_path / "job.yaml"
+    path.write_text("rounds: 5\nclients: {total: 10, per_round: 4}\ntrain: {lr: 0.25}\n")
+    job = load_job(str(path), ["rounds=9", "clients.per_round=3"])
+    assert job.rounds == 9
+    assert job.clients == dataclasses.replace(ClientsConfig(), total=10, per_round=3)
+    assert job.train.lr == 0.25
+
+
+def test_later_set_overrides_win():
+    assert load_job(None, ["rounds=3", "rounds=4"]).rounds == 4
+
+
+@pytest.mark.parametrize("overrides", [
+    [],
+    ["rounds=7", "train.lr=0.5", "model.widths=[8,16]", "strategy.name=heterofl"],
+    ["model.width_choices=[0.25, 0.5, 1.0]", "devices.availability=always", "name='my job: #1'",
+     "devices.speed_macs_per_s=[0.001, 123456789.5]", "model.kernel_choices=[3, 5, 7]"],
+])
+def test_to_yaml_round_trips(tmp_path, overrides):
+    job = load_job(None, overrides)
+    path = tmp_path / "resolved.yaml"
+    path.write_text(job.to_yaml())
+    assert load_job(str(path)) == job
+
+
+BAD_SETS = [
+    (["bogus=1"], "bogus"),                                # unknown top-level key
+    (["train.foo=1"], "train.foo"),                        # unknown nested key
+    (["rounds=ten"], "rounds"),                            # wrong type
+    (["rounds=true"], "rounds"),                           # a bool is not an int
+    (["rounds=7.5"], "rounds"),                            # a float is not an int
+    (["rounds=-1"], "rounds"),                             # negative
+    (["rounds=0"], "rounds"),                              # zero
+    (["clients.per_round=40"], "clients.per_round"),       # more than clients.total (32)
+    (["strategy.name=fedprox"], "strategy.name"),          # unknown strategy
+    (["data.name=mnist"], "data.name"),                    # unknown data set
+    (["rounds"], "rounds"),                                # --set without '='
+    (["=5"], "=5"),                                        # --set without a key
+    (["model.kernel_choices=[4]"], "model.kernel_choices"),   # even kernel: no centre
+    (["model.expand_choices=[1.5]"], "model.expand_choices"),  # expand > 1
+    (["model.depths=[2]"], "model.depths"),                # 1 depth for 2 widths
+    (["model.widths=[8, 16, 32]"], "model.depths"),        # 3 widths for 2 depths
+    (["train=5"], "train"),                                # a section replaced by a scalar
+    (["rounds.x=1"], "rounds"),                            # a scalar used as a section
+    (["train.lr=-0.1"], "train.lr"),
+    (["model.norm=layer"], "model.norm"),
+    (["model.widths=[]"], "model.widths"),
+    (["devices.memory_mb=[4, 2]"], "devices.memory_mb"),
+    (["devices.speed_macs_per_s=[1]"], "devices.speed_macs_per_s"),
+    (["strategy.arch=ref9"], "strategy.arch"),             # eval.subnets is 5: ref0..ref4
+    (["devices.availability=trace"], "devices.trace"),     # trace without a file
+]
+
+
+@pytest.mark.parametrize("overrides, key", BAD_SETS, ids=[" ".join(o) for o, _ in BAD_SETS])
+def test_bad_overrides_raise_one_line_config_errors_naming_the_key(overrides, key):
+    with pytest.raises(ConfigError) as info:
+        load_job(None, overrides)
+    message = str(info.value)
+    assert "\n" not in message and key in message
+
+
+BAD_FILES = [
+    ("malformed.yaml", "rounds: [1, 2\n", "line 2"),
+    ("tab.yaml", "clients:\n\ttotal: 3\n", "line 2"),
+    ("list.yaml", "- rounds\n- 7\n", "mapping"),
+    ("scalar.yaml", "just a string\n", "mapping"),
+    ("nested.yaml", "train: [1, 2]\n", "train"),
+    ("typo.yaml", "clients: {totl: 3}\n", "clients.totl"),
+    ("type.yaml", "rounds: ten\n", "rounds"),
+]
+
+
+@pytest.mark.parametrize("name, text, part", BAD_FILES, ids=[n for n, _, _ in BAD_FILES])
+def test_bad_job_files_raise_one_line_config_errors(tmp_path, name, text, part):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_job(str(path))
+    message = str(info.value)
+    assert "\n" not in message and part in message
+    if part in ("line 2", "mapping"):
+        assert name in message                     # file-level errors name the file
+
+
+def test_missing_job_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml") as info:
+        load_job(str(tmp_path / "nope.yaml"))
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError):
+        load_job(str(tmp_path))                    # a folder is not a job file
+
+
+def test_exponent_numbers_without_a_dot_are_numbers(tmp_path):
+    assert load_job(None, ["train.lr=1e-3"]).train.lr == 1e-3
+    path = tmp_path / "job.yaml"
+    path.write_text("devices: {speed_macs_per_s: [5e8, 2e10]}\n")
+    assert load_job(str(path)).devices.speed_macs_per_s == (5e8, 2e10)

@@ -1,0 +1,344 @@
+"""Tests of hpcfed.strategies (SuperFed, FedAvg, HeteroFL) and of ClientHost.train's fused buffer."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from hpcfed.aggregate import SCALE, maxnet_beta, to_fixed
+from hpcfed.config import ClientsConfig, JobConfig, StrategyConfig, TrainConfig
+from hpcfed.data import load_federated_data
+from hpcfed.devices import Device
+from hpcfed.plan import METRICS_PER_CLIENT, ClientTask
+from hpcfed.seeding import rng as seeded_rng
+from hpcfed.seeding import torch_generator
+from hpcfed.strategies import STRATEGIES, ClientSlot, make_strategy
+from hpcfed.strategies.fedavg import FedAvg
+from hpcfed.strategies.heterofl import HeteroFL
+from hpcfed.strategies.superfed import SuperFed
+from hpcfed.supernet import Arch, ElasticResNet, ResNetSpace, SubnetSpec, cost
+from hpcfed.training import train_subnet
+from hpcfed.worker import ClientHost
+
+DEVICE = Device(speed_macs_per_s=1e9, memory_bytes=1e8, down_bytes_per_s=1e6, up_bytes_per_s=1e6)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny tensors: one intra-op thread is fastest and avoids OpenMP spin-waits on busy 2-core hosts."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_space(norm: str = "bn", width_choices=(1.0,)) -> ResNetSpace:
+    return ResNetSpace((1, 8, 8), 10, stem=8, widths=(8, 16), depths=(2, 2), strides=(1, 2),
+                       kernel_choices=(3, 5), width_choices=width_choices, divisor=4, norm=norm)
+
+
+def make_job(total: int = 6, rounds: int = 10, train: TrainConfig | None = None, **strategy) -> JobConfig:
+    return dataclasses.replace(JobConfig(), rounds=rounds, clients=ClientsConfig(total=total, per_round=min(4, total)),
+                               strategy=StrategyConfig(**strategy), train=train or TrainConfig())
+
+
+def make_slots(clients, samples=None) -> list[ClientSlot]:
+    samples = samples or [10 * (i + 1) for i in range(len(clients))]
+    return [ClientSlot(c, n, DEVICE, 1.0) for c, n in zip(clients, samples)]
+
+
+def fits_all(slot, arch) -> bool:
+    return True
+
+
+# --- SuperFed: tracking sandwich -------------------------------------------------------------------
+
+def test_tracking_sandwich_serves_least_served_clients_first():
+    space = tiny_space()
+    strategy = SuperFed(make_job(total=6), space)
+    largest, smallest = space.largest(), space.smallest()
+    slots = make_slots([1, 3, 4, 5])
+    others = set()
+    for r in range(8):
+        largest_before = strategy.largest_count.copy()
+        smallest_before = strategy.smallest_count.copy()
+        specs = strategy.assign(r, slots, fits_all, seeded_rng(0, "assign", r))
+        assert len(specs) == 4 and all(isinstance(s, SubnetSpec) and s.is_prefix for s in specs)
+        # exactly one client's largest counter and one other client's smallest counter went up by one
+        got_largest = np.flatnonzero(strategy.largest_count != largest_before)
+        got_smallest = np.flatnonzero(strategy.smallest_count != smallest_before)
+        assert len(got_largest) == 1 == len(got_smallest)
+        (lc,), (sc,) = got_largest, got_smallest
+        assert lc != sc and strategy.largest_count[lc] == largest_before[lc] + 1
+        assert strategy.smallest_count[sc] == smallest_before[sc] + 1
+        # ... and it was a client of the cohort that had received it least often
+        cohort = [s.client for s in slots]
+        assert largest_before[lc] == min(largest_before[c] for c in cohort)
+        assert smallest_before[sc] == min(smallest_before[c] for c in cohort if c != lc)
+        by_client = {s.client: spec for s, spec in zip(slots, specs)}
+        assert by_client[lc].arch == largest and by_client[sc].arch == smallest
+        for c in cohort:
+            if c not in (lc, sc):
+                space.validate(by_client[c].arch)
+                others.add(by_client[c].arch)
+    # Round robin: after 8 rounds of the same 4 clients each received the largest twice.
+    assert strategy.largest_count.tolist() == [0, 2, 0, 2, 2, 2]
+    assert strategy.smallest_count.sum() == 8 and strategy.smallest_count[[0, 2]].tolist() == [0, 0]
+    assert len(others) >= 8                           # the rest are random architectures
+
+
+def test_tracking_sandwich_counters_checkpoint():
+    space = tiny_space()
+    strategy = SuperFed(make_job(total=6), space)
+    strategy.assign(0, make_slots([0, 1, 2]), fits_all, seeded_rng(0, "assign", 0))
+    state = strategy.state_dict()
+    other = SuperFed(make_job(total=6), space)
+    other.load_state_dict(state)
+    assert other.largest_count.tolist() == strategy.largest_count.tolist()
+    assert other.smallest_count.tolist() == strategy.smallest_count.tolist()
+    slots = make_slots([0, 1, 2])
+    assert strategy.assign(1, slots, fits_all, seeded_rng(0, "assign", 1)) == \
+        other.assign(1, slots, fits_all, seeded_rng(0, "assign", 1))
+
+
+def test_clients_get_only_archs_that_fit_and_never_the_largest_when_it_does_not():
+    space = tiny_space()
+    largest, smallest = space.largest(), space.smallest()
+    strategy = SuperFed(make_job(total=6), space)
+    small_budget = 3 * cost(space, smallest).macs
+
+    def fits(slot, arch):
+        macs = cost(space, arch).macs
+        if slot.client == 0:
+            return macs < cost(space, largest).macs        # everything but the largest
+        if slot.client == 2:
+            return macs <= small_budget                    # only small subnets
+        if slot.client == 5:
+            return False                                   # not even the smallest
+        return True
+
+    slots = make_slots([0, 2, 4, 5])
+    seen_for_2 = set()
+    for r in range(12):
+        specs = strategy.assign(r, slots, fits, seeded_rng(1, "assign", r))
+        for slot, spec in zip(slots, specs):
+            if slot.client == 5:
+                assert spec is None
+                continue
+            assert spec is not None and fits(slot, spec.arch)
+            if slot.client == 0:
+                assert spec.arch != largest
+            if slot.client == 2:
+                seen_for_2.add(spec.arch)
+    assert strategy.largest_count[0] == 0 and strategy.largest_count[5] == 0 and strategy.smallest_count[5] == 0
+    # clients 0 and 2 cannot take the largest: client 4 received it every round
+    assert strategy.largest_count.tolist() == [0, 0, 0, 0, 12, 0]
+    assert len(seen_for_2) > 1                              # client 2 also gets random small subnets
+
+
+@pytest.mark.parametrize("distribution", ["sandwich", "random"])
+def test_other_distributions_respect_fits(distribution):
+    space = tiny_space()
+    strategy = SuperFed(make_job(total=6, distribution=distribution), space)
+    budget = cost(space, space.smallest()).macs * 4
+    fits = lambda slot, arch: slot.client % 2 == 0 or cost(space, arch).macs <= budget  # noqa: E731
+    slots = make_slots([0, 1, 2, 3, 4, 5])
+    for r in range(5):
+        for slot, spec in zip(slots, strategy.assign(r, slots, fits, seeded_rng(2, "assign", r))):
+            assert spec is not None and fits(slot, spec.arch)
+    if distribution == "random":
+        assert strategy.largest_count.sum() == 0 == strategy.smallest_count.sum()
+    else:
+        assert strategy.largest_count.sum() == 5 == strategy.smallest_count.sum()
+
+
+# --- SuperFed: weights -----------------------------------------------------------------------------
+
+def test_maxnet_weights_by_hand():
+    space = tiny_space()
+    strategy = SuperFed(make_job(rounds=10, beta0=0.9, beta_end=0.0, decay_fraction=0.8), space)
+    mid = Arch((2, 1), ((0.5, 1.0), (0.25,)), ((3, 5), (3,)), 1.0)
+    specs = [SubnetSpec(space.smallest()), SubnetSpec(space.largest()), SubnetSpec(mid), SubnetSpec(mid)]
+    slots = make_slots([0, 1, 2, 3])
+    # round 0: beta = beta0 = 0.9; the three others share 0.1
+    w = strategy.weights(0, slots, specs)
+    np.testing.assert_allclose(w, [0.1 / 3, 0.9, 0.1 / 3, 0.1 / 3], rtol=0, atol=1e-12)
+    assert w.sum() == pytest.approx(1.0, abs=1e-12)
+    # round 4 = T/2 (T = 0.8 x 10): beta = (0.9 + 1/4) / 2 = 0.575, since beta_end 0 means 1/n = 1/4
+    w = strategy.weights(4, slots, specs)
+    np.testing.assert_allclose(w, [0.425 / 3, 0.575, 0.425 / 3, 0.425 / 3], rtol=0, atol=1e-12)
+    # from round T on: beta = 1/n, i.e. uniform
+    for r in (8, 9):
+        np.testing.assert_allclose(strategy.weights(r, slots, specs), [0.25] * 4, rtol=0, atol=1e-12)
+
+
+def test_maxnet_weights_follow_maxnet_beta():
+    space = tiny_space()
+    strategy = SuperFed(make_job(rounds=20, beta0=0.8, beta_end=0.1, decay_fraction=0.5), space)
+    specs = [SubnetSpec(space.largest())] + [SubnetSpec(space.smallest())] * 4
+    slots = make_slots([0, 1, 2, 3, 4])
+    for r in range(20):
+        beta = maxnet_beta(r, 20, 0.8, 0.1, 0.5)
+        w = strategy.weights(r, slots, specs)
+        np.testing.assert_allclose(w, [beta] + [(1 - beta) / 4] * 4, rtol=0, atol=1e-12)
+        assert w.sum() == pytest.approx(1.0, abs=1e-12)
+
+
+def test_maxnet_without_the_largest_is_uniform_and_uniform_weighting_is_equal():
+    space = tiny_space()
+    slots = make_slots([0, 1, 2])
+    no_largest = [SubnetSpec(space.smallest())] * 3
+    maxnet = SuperFed(make_job(weighting="maxnet"), space)
+    np.testing.assert_allclose(maxnet.weights(0, slots, no_largest), [1 / 3] * 3, rtol=0, atol=1e-15)
+    uniform = SuperFed(make_job(weighting="uniform"), space)
+    with_largest = [SubnetSpec(space.largest()), SubnetSpec(space.smallest()), SubnetSpec(space.smallest())]
+    for r in (0, 3, 9):
+        np.testing.assert_allclose(uniform.weights(r, slots, with_largest), [1 / 3] * 3, rtol=0, atol=1e-15)
+
+
+def test_sample_weighted_multiplies_by_samples():
+    space = tiny_space()
+    strategy = SuperFed(make_job(weighting="uniform", sample_weighted=True), space)
+    slots = make_slots([0, 1, 2], samples=[10, 30, 60])
+    w = strategy.weights(0, slots, [SubnetSpec(space.smallest())] * 3)
+    np.testing.assert_allclose(w / w.sum(), [0.1, 0.3, 0.6], rtol=0, atol=1e-12)
+
+
+# --- FedAvg and HeteroFL ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("choice", ["largest", "smallest", "ref2"])
+def test_fedavg_assigns_its_arch_to_everyone_who_fits(choice):
+    space = tiny_space(width_choices=(0.5, 1.0))
+    strategy = FedAvg(make_job(name="fedavg", arch=choice), space)
+    expected = {"largest": space.largest(), "smallest": space.smallest(),
+                "ref2": space.references(5)[2]}[choice]
+    slots = make_slots([0, 1, 2, 3])
+    specs = strategy.assign(0, slots, fits_all, seeded_rng(0, "assign", 0))
+    assert specs == [SubnetSpec(expected)] * 4
+    refuse_2 = lambda slot, arch: slot.client != 2  # noqa: E731
+    specs = strategy.assign(1, slots, refuse_2, seeded_rng(0, "assign", 1))
+    assert specs == [SubnetSpec(expected), SubnetSpec(expected), None, SubnetSpec(expected)]
+    np.testing.assert_array_equal(strategy.weights(0, slots, specs), [10.0, 20.0, 30.0, 40.0])
+    assert strategy.train_scale(SubnetSpec(expected)) == 1.0
+
+
+def test_heterofl_gives_the_widest_fitting_tier_and_scale_one_over_r():
+    space = tiny_space(width_choices=(0.25, 1.0, 0.5))
+    strategy = HeteroFL(make_job(name="heterofl"), space)
+    full = space.largest()
+    assert full == Arch((2, 2), ((1.0, 1.0), (1.0, 1.0)), ((5, 5), (5, 5)), 1.0)
+    limit = {0: 1.0, 1: 0.6, 2: 0.25, 3: 0.2}       # widest width each client can hold
+    fits = lambda slot, arch: arch.width <= limit[slot.client]  # noqa: E731
+    specs = strategy.assign(0, make_slots([0, 1, 2, 3]), fits, seeded_rng(0, "assign", 0))
+    assert specs[3] is None
+    assert [s.arch.width for s in specs[:3]] == [1.0, 0.5, 0.25]
+    for spec in specs[:3]:
+        assert spec.is_prefix
+        assert (spec.arch.depths, spec.arch.expands, spec.arch.kernels) == (full.depths, full.expands, full.kernels)
+    assert [strategy.train_scale(s) for s in specs[:3]] == [1.0, 2.0, 4.0]
+    assert [s.arch.width for s in strategy.reference_subnets()] == [0.25, 0.5, 1.0]
+    # the same client gets the same tier every round
+    again = strategy.assign(7, make_slots([0, 1, 2, 3]), fits, seeded_rng(0, "assign", 7))
+    assert again == specs
+
+
+def test_make_strategy_by_name():
+    space = tiny_space()
+    assert set(STRATEGIES) == {"fedavg", "superfed", "heterofl"}
+    for name, cls in (("fedavg", FedAvg), ("superfed", SuperFed), ("heterofl", HeteroFL)):
+        assert type(make_strategy(make_job(name=name), space)) is cls
+
+
+# --- ClientHost.train: the fused buffer equals separately trained clients --------------------------
+
+TRAIN = TrainConfig(local_epochs=1, batch_size=32, lr=0.05, momentum=0.5, clip_norm=5.0)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_federated_data("digits", None, "iid", 0.5, 2, 4, 0.2, 0)
+
+
+def train_by_hand(space, base, spec, data, client, seed, round_index, scale=1.0):
+    model = ElasticResNet(space)
+    with torch.no_grad():
+        model.flat.copy_(base)
+    rows = torch.from_numpy(data.client_samples(client).copy())
+    loss, seen = train_subnet(model, spec, data.x_train[rows], data.y_train[rows], TRAIN,
+                              torch_generator(seed, "train", round_index, client), scale)
+    return model.flat.detach().clone(), loss, seen
+
+
+def test_client_host_fedavg_fuses_the_weighted_average_of_separately_trained_clients(digits):
+    space = tiny_space("bn")
+    assert digits.input_shape == space.input_shape and digits.num_classes == space.num_classes
+    job = make_job(total=4, train=TRAIN, name="fedavg", arch="largest")
+    strategy = FedAvg(job, space)
+    model = ElasticResNet(space, torch.Generator().manual_seed(0))
+    base = model.flat.detach().clone()
+    host = ClientHost(model, strategy, digits, seed=5, device=torch.device("cpu"))
+    host.base.copy_(base)
+    spec = strategy.assign(3, make_slots([2, 0]), fits_all, seeded_rng(0, "assign", 3))[0]
+    assert spec == SubnetSpec(space.largest())
+    tasks = (ClientTask(slot=0, client=2, spec=spec, weight=0.25, cost=1.0),
+             ClientTask(slot=1, client=0, spec=spec, weight=0.75, cost=1.0))
+    fused = host.train(3, tasks, slots=2)
+    p = model.num_params
+    assert fused.dtype == np.int64 and fused.shape == (2 * p + 2 * METRICS_PER_CLIENT,)
+    sums, weights = fused[:p], fused[p:2 * p]
+    assert np.all(weights == to_fixed(torch.tensor(1.0)).item())      # full masks, 0.25 + 0.75
+    fedavg = sums.astype(np.float64) / weights.astype(np.float64)
+
+    theta2, loss2, seen2 = train_by_hand(space, base, spec, digits, 2, 5, 3)
+    theta0, loss0, seen0 = train_by_hand(space, base, spec, digits, 0, 5, 3)
+    assert (theta2 - base).abs().max() > 1e-3 and (theta0 - theta2).abs().max() > 1e-3   # real training
+    expected = (0.25 * theta2.double() + 0.75 * theta0.double()).numpy()
+    assert np.abs(fedavg - expected).max() <= 1e-6
+    np.testing.assert_allclose(np.average(np.stack([theta2.numpy(), theta0.numpy()]), axis=0, weights=[1, 3]),
+                               fedavg, rtol=0, atol=1e-6)
+    metrics = fused[2 * p:].reshape(2, METRICS_PER_CLIENT) / SCALE
+    assert metrics[0, 1] == seen2 == len(digits.client_samples(2))
+    assert metrics[1, 1] == seen0 == len(digits.client_samples(0))
+    np.testing.assert_allclose(metrics[:, 0], [loss2 * seen2, loss0 * seen0], rtol=1e-6)
+    assert metrics[:, 2].tolist() == [0.0, 0.0]
+
+
+def test_client_host_metrics_keep_the_loss_sum_to_fixed_point_precision(digits):
+    space = tiny_space("none")
+    strategy = FedAvg(make_job(total=4, train=TRAIN, name="fedavg"), space)
+    model = ElasticResNet(space, torch.Generator().manual_seed(2))
+    base = model.flat.detach().clone()
+    host = ClientHost(model, strategy, digits, seed=1, device=torch.device("cpu"))
+    host.base.copy_(base)
+    spec = SubnetSpec(space.largest())
+    fused = host.train(0, (ClientTask(slot=0, client=3, spec=spec, weight=1.0, cost=1.0),), slots=1)
+    _, loss, seen = train_by_hand(space, base, spec, digits, 3, 1, 0)
+    loss_sum = fused[2 * model.num_params] / SCALE
+    assert abs(loss_sum - loss * seen) <= 1e-9 * loss * seen     # 2**-40 resolution; float32 gives ~1e-7
+
+
+def test_client_host_masks_partial_subnets_to_their_flat_index(digits):
+    space = tiny_space("rms", width_choices=(0.5, 1.0))
+    job = make_job(total=4, train=TRAIN, name="heterofl")
+    strategy = HeteroFL(job, space)
+    model = ElasticResNet(space, torch.Generator().manual_seed(1))
+    base = model.flat.detach().clone()
+    host = ClientHost(model, strategy, digits, seed=7, device=torch.device("cpu"))
+    host.base.copy_(base)
+    full = space.largest()
+    half = SubnetSpec(Arch(full.depths, full.expands, full.kernels, 0.5))
+    tasks = (ClientTask(slot=0, client=1, spec=half, weight=1.0, cost=1.0),)
+    fused = host.train(0, tasks, slots=1)
+    p = model.num_params
+    index = model.flat_index(half).numpy()
+    covered = np.zeros(p, dtype=bool)
+    covered[index] = True
+    assert 0 < covered.sum() < p
+    weights = fused[p:2 * p]
+    assert np.all(weights[~covered] == 0) and np.all(fused[:p][~covered] == 0)
+    theta, _, seen = train_by_hand(space, base, half, digits, 1, 7, 0, scale=2.0)   # HeteroFL: 1/r = 2
+    got = fused[:p][covered].astype(np.float64) / weights[covered]
+    assert np.abs(got - theta.numpy()[covered]).max() <= 1e-6
+    assert (theta - base).abs().max() > 1e-3
