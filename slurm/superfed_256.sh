@@ -16,7 +16,6 @@
 #                    mpirun, which reads the SLURM allocation itself)
 #   HPCFED_MPIRUN_ARGS  extra mpirun options, space-separated (e.g. "--bind-to none"); default none
 #   HPCFED_PYTHON    the Python command (default `python`; may carry options, e.g. "python -X faulthandler")
-#   HPCFED_MODULE    the module run with `-m` (default hpcfed.run)
 #   HPCFED_VENV      optional virtual environment to activate before anything else
 #   HPCFED_DRY_RUN   1: run the program once, on one task, with --dry-run (validate job, data and
 #                    output path, no training) and print "validation passed" if it exits 0
@@ -46,7 +45,6 @@ job_id="${SLURM_JOB_ID:-local}"
 job_file="${HPCFED_JOB-jobs/superfed_256.yaml}"
 out_file="${HPCFED_OUT:-runs/superfed_256-${job_id}.h5}"
 launcher="${HPCFED_LAUNCHER:-srun}"
-module="${HPCFED_MODULE:-hpcfed.run}"
 read -r -a python_cmd <<< "${HPCFED_PYTHON:-python}"
 read -r -a overrides <<< "${HPCFED_SET:-}"
 read -r -a mpirun_args <<< "${HPCFED_MPIRUN_ARGS:-}"
@@ -76,7 +74,7 @@ echo "hpcfed: job ${job_id} nodes=${SLURM_JOB_NUM_NODES:-1} (${SLURM_JOB_NODELIS
 
 if [ "${mode}" = "dry-run" ]; then
     # One task, the batch shell itself: validation needs no MPI launcher.
-    "${python_cmd[@]}" -m "${module}" "${args[@]}" --dry-run
+    "${python_cmd[@]}" -m hpcfed.run "${args[@]}" --dry-run
     echo "hpcfed: dry run: validation passed"
     exit 0
 fi
@@ -85,11 +83,11 @@ case "${launcher}" in
     srun)
         # srun of Slurm 22.05 does not inherit --cpus-per-task from the allocation: pass it on.
         srun --mpi=pmix --kill-on-bad-exit=1 --cpus-per-task="${cpus_per_task}" \
-            "${python_cmd[@]}" -m "${module}" "${args[@]}"
+            "${python_cmd[@]}" -m hpcfed.run "${args[@]}"
         ;;
     mpirun)
         mpirun -n "${ntasks}" -x OMP_NUM_THREADS ${mpirun_args[@]+"${mpirun_args[@]}"} \
-            "${python_cmd[@]}" -m "${module}" "${args[@]}"
+            "${python_cmd[@]}" -m hpcfed.run "${args[@]}"
         ;;
     *)
         echo "hpcfed: HPCFED_LAUNCHER must be srun or mpirun, not '${launcher}'" >&2

@@ -20,9 +20,6 @@ pytestmark = pytest.mark.slurm
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = "slurm/superfed_256.sh"
-# The program the script launches: None = the real `python -m hpcfed.run`; a path = a stand-in module
-# file (with its own job file superfed_256.yaml beside it), e.g. HPCFED_SLURM_STAND_IN=/tmp/fake_run.py.
-STAND_IN = os.environ.get("HPCFED_SLURM_STAND_IN") or None
 TINY = "rounds=2 clients.total=16 clients.per_round=4"
 JOB_TIMEOUT = 300  # seconds for one `sbatch --wait`
 
@@ -48,14 +45,6 @@ def submit(cluster, tmp_path):
             # Slurm grants more slots (CPUs=8) than the machine has cores: mpirun must not bind.
             PRTE_MCA_hwloc_default_binding_policy="none",
         )
-        if STAND_IN:
-            if not os.path.isfile(STAND_IN):
-                pytest.skip(f"stand-in program {STAND_IN} missing")
-            env["PYTHONPATH"] = os.path.dirname(STAND_IN)
-            env["HPCFED_MODULE"] = Path(STAND_IN).stem
-            env["HPCFED_JOB"] = str(Path(STAND_IN).with_name("superfed_256.yaml"))
-        elif not (REPO / "jobs/superfed_256.yaml").exists():
-            env["HPCFED_JOB"] = ""  # the template's default job file is not written yet: built-in job
         env.update(hpcfed_env)
         log = tmp_path / "job-%j.out"
         cmd = ["sbatch", "--wait", "--parsable", f"--output={log}", *sbatch_opts, SCRIPT]
@@ -98,6 +87,7 @@ def test_tiny_run(submit, tmp_path, launcher):
         status = status.decode() if isinstance(status, bytes) else str(status)
         assert status == "finished", log
         assert len(f["rounds/round"]) == 2
+        assert f.attrs["world_size"] == 3
 
 
 @pytest.mark.parametrize(
