@@ -1,0 +1,31 @@
+"""The cost-aware mapping of clients to worker ranks (longest processing time first)."""
+from __future__ import annotations
+
+from hpcfed.plan import ClientTask, map_to_workers
+from hpcfed.supernet import Arch, SubnetSpec
+
+SPEC = SubnetSpec(Arch((1,), ((1.0,),), ((3,),)))
+
+
+def tasks(costs):
+    return [ClientTask(slot=i, client=100 + i, spec=SPEC, weight=1.0, cost=c) for i, c in enumerate(costs)]
+
+
+def test_every_task_goes_to_exactly_one_worker_in_slot_order():
+    mapping = map_to_workers(tasks([3, 1, 4, 1, 5, 9, 2, 6]), [1, 2, 3])
+    slots = sorted(t.slot for ts in mapping.values() for t in ts)
+    assert slots == list(range(8))
+    for ts in mapping.values():
+        assert [t.slot for t in ts] == sorted(t.slot for t in ts)
+
+
+def test_costly_clients_are_spread_so_workers_finish_together():
+    # LPT by hand: 8 -> w1, 7 -> w2, 6 -> w3, 5 -> w3 (had 6), 4 -> w2 (had 7), 2 -> w1 (had 8): 10, 11, 11
+    mapping = map_to_workers(tasks([8, 7, 6, 5, 4, 2]), [1, 2, 3])
+    loads = sorted(sum(t.cost for t in ts) for ts in mapping.values())
+    assert loads == [10, 11, 11]
+
+
+def test_more_workers_than_clients_leaves_some_idle():
+    mapping = map_to_workers(tasks([1.0, 2.0]), [1, 2, 3, 4])
+    assert sorted(len(ts) for ts in mapping.values()) == [0, 0, 1, 1]
