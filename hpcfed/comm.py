@@ -2,19 +2,31 @@
 
 The only module that imports mpi4py. Small Python objects (the round plan) travel pickled with
 the lowercase methods; weights, masks and the fused reduction buffer travel as contiguous NumPy
-buffers with the uppercase ones (``Isend``/``Irecv``, ``Reduce``), never pickled. With one process
+buffers with the uppercase ones (``Isend``/``Irecv``, ``Ireduce``), never pickled. With one process
 (``python -m hpcfed.run`` or ``mpirun -n 1``) the same calls degrade to local no-ops.
+
+Failing fast: rank 0 never blocks inside MPI while workers compute; it polls its requests, so
+signals reach it (hpcfed.interrupts) and a worker's failure report (``TAG_FAIL``) is seen within
+milliseconds, raised as :class:`RankFailed`. A worker that fails reports to rank 0 and then
+aborts the job; a rank that dies outright is detected by the launcher, which ends the job.
 """
 from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 
 import numpy as np
 from mpi4py import MPI
 
-TAG_MASK, TAG_WEIGHTS = 11, 12
+TAG_MASK, TAG_WEIGHTS, TAG_FAIL = 11, 12, 13
+POLL_S = 0.002          # rank 0's polling interval while workers compute
+REPORT_GRACE_S = 10.0   # how long a failing worker waits for rank 0 to end the job before aborting itself
+
+
+class RankFailed(Exception):
+    """Rank 0 learnt that a worker failed; the message names the rank and the cause."""
 
 
 class Comm:
@@ -56,7 +68,7 @@ class Comm:
             for buf, tag in parts:
                 requests.append(self.comm.Isend(np.ascontiguousarray(buf), dest=dest, tag=tag))
                 sent += buf.nbytes
-        MPI.Request.Waitall(requests)
+        self._wait(requests)
         self.bytes_sent += sent
         return sent
 
@@ -69,21 +81,54 @@ class Comm:
         if self.size == 1:
             return buf
         out = np.empty_like(buf) if self.rank == 0 else None
-        self.comm.Reduce(buf, out, op=MPI.SUM, root=0)
+        self._wait([self.comm.Ireduce(buf, out, op=MPI.SUM, root=0)])
         if self.rank != 0:
             self.bytes_sent += buf.nbytes
         return out
+
+    def _wait(self, requests: list) -> None:
+        """Complete ``requests``; rank 0 polls, watching for failure reports and letting signals in."""
+        if self.rank != 0:
+            MPI.Request.Waitall(requests)
+            return
+        while not MPI.Request.Testall(requests):
+            self.check_failures()
+            time.sleep(POLL_S)
+
+    def check_failures(self) -> None:
+        """Rank 0: raise :class:`RankFailed` if a worker has reported a failure."""
+        status = MPI.Status()
+        if self.size > 1 and self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=TAG_FAIL, status=status):
+            raise RankFailed(self.comm.recv(source=status.Get_source(), tag=TAG_FAIL))
+
+    def report_failure(self, message: str) -> None:
+        """Worker: tell rank 0 (which records it and ends the job); abort ourselves if it cannot."""
+        request = self.comm.isend(message, dest=0, tag=TAG_FAIL)
+        deadline = time.monotonic() + REPORT_GRACE_S
+        while time.monotonic() < deadline:
+            if request.Test():
+                time.sleep(REPORT_GRACE_S / 2)   # rank 0 aborts the job meanwhile
+                break
+            time.sleep(POLL_S)
+        self.abort(1)
 
     def abort(self, code: int = 1) -> None:
         self.comm.Abort(code)
 
 
+def failure_message(comm: Comm, error: BaseException) -> str:
+    return f"rank {comm.rank} of {comm.size} failed: {type(error).__name__}: {error}"
+
+
 def install_abort_hook(comm: Comm) -> None:
     """Make an uncaught exception on any rank print its rank and cause, then end every rank."""
     def hook(kind, value, tb):
-        sys.stderr.write(f"hpcfed: rank {comm.rank} of {comm.size} failed: {kind.__name__}: {value}\n")
         traceback.print_exception(kind, value, tb, file=sys.stderr)
+        message = value.args[0] if isinstance(value, RankFailed) else failure_message(comm, value)
+        sys.stderr.write(f"hpcfed: {message}\n")
         sys.stderr.flush()
+        if comm.size > 1 and comm.rank != 0:
+            comm.report_failure(message)
         if comm.size > 1:
             comm.abort(1)
         os._exit(1)

@@ -86,6 +86,7 @@ class TrainConfig:
     momentum: float = 0.0
     weight_decay: float = 0.0
     clip_norm: float = 10.0     # gradient-norm clip; 0 = none
+    max_update_ratio: float = 10.0  # reject a client whose update norm exceeds this x its slice's norm; 0 = off
     device: str = "auto"        # auto | cpu | cuda
     threads: int = 1            # torch threads per rank (0 = node cores / ranks on the node); part of
                                 # the science: results are bit-identical across rank counts at equal threads
@@ -96,6 +97,23 @@ class EvalConfig:
     every: int = 5              # evaluate every this many rounds (and after the last)
     subnets: int = 5            # reference subnets from the smallest to the largest
     batch_size: int = 500
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    every: int = 10             # save the server state every this many rounds (and on SIGTERM / SIGUSR1); 0 = only on signals
+
+
+@dataclass(frozen=True)
+class FaultsConfig:
+    """Fault injection for drills and tests (README, "Fault injection"); empty = no faults."""
+
+    raise_at: tuple[tuple[int, int], ...] = ()   # [[client, round], ...]: that client's training raises
+    nan_at: tuple[tuple[int, int], ...] = ()     # [[client, round], ...]: that client returns NaN weights
+    blowup_at: tuple[tuple[int, int], ...] = ()  # [[client, round], ...]: that client's update is scaled 1e4x
+    kill_rank: tuple[int, ...] = ()              # [rank, round]: that rank SIGKILLs itself mid-round
+    signal_at: tuple[int, ...] = ()              # [round, signum]: rank 0 signals itself mid-round (15 TERM, 10 USR1)
+    kill_in_checkpoint: int = -1                 # rank 0 SIGKILLs itself halfway through the checkpoint after this round
 
 
 @dataclass(frozen=True)
@@ -110,6 +128,8 @@ class JobConfig:
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    faults: FaultsConfig = field(default_factory=FaultsConfig)
 
     def to_yaml(self) -> str:
         """The resolved job as YAML (loads back to an equal job)."""
@@ -201,8 +221,6 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
             raise ConfigError(f"{key} = {value!r}: expected a list")
         if args[-1] is not Ellipsis and len(value) != len(args):
             raise ConfigError(f"{key} = {value!r}: expected a list of {len(args)} values")
-        if args[-1] is Ellipsis and not value:
-            raise ConfigError(f"{key} = {value!r}: expected a non-empty list")
         item = args[0]
         return tuple(_convert(item, v, f"{key}[{i}]") for i, v in enumerate(value))
     if hint is bool:
@@ -267,6 +285,13 @@ def validate(job: JobConfig) -> None:
     _check(0 <= job.train.momentum < 1, "train.momentum", job.train.momentum, "a number in [0, 1)")
     _check(job.train.weight_decay >= 0, "train.weight_decay", job.train.weight_decay, "a number >= 0")
     _check(job.train.clip_norm >= 0, "train.clip_norm", job.train.clip_norm, "a number >= 0 (0 = no clip)")
+    _check(job.train.max_update_ratio >= 0, "train.max_update_ratio", job.train.max_update_ratio,
+           "a number >= 0 (0 = no norm guard)")
+    _check(job.checkpoint.every >= 0, "checkpoint.every", job.checkpoint.every, "an integer >= 0 (0 = signals only)")
+    f = job.faults
+    _check(len(f.kill_rank) in (0, 2), "faults.kill_rank", list(f.kill_rank), "[] or [rank, round]")
+    _check(len(f.signal_at) in (0, 2) and (not f.signal_at or f.signal_at[1] in (10, 15)), "faults.signal_at",
+           list(f.signal_at), "[] or [round, 15 (SIGTERM) | 10 (SIGUSR1)]")
     _check(job.train.threads >= 0, "train.threads", job.train.threads, "an integer >= 0 (0 = automatic)")
     _check(job.data.alpha > 0, "data.alpha", job.data.alpha, "a number > 0")
     _check(0 < job.data.test_fraction < 1, "data.test_fraction", job.data.test_fraction, "a number in (0, 1)")
@@ -285,6 +310,8 @@ def validate(job: JobConfig) -> None:
     for key in ("depths", "strides"):
         _check(len(getattr(m, key)) == n_stages, f"model.{key}", list(getattr(m, key)),
                f"one value per stage ({n_stages} stages, as model.widths)")
+    for key in ("widths", "depths", "strides", "kernel_choices", "expand_choices", "width_choices"):
+        _check(len(getattr(m, key)) > 0, f"model.{key}", [], "a non-empty list")
     for key in ("widths", "depths", "strides", "kernel_choices"):
         _check(min(getattr(m, key)) >= 1, f"model.{key}", list(getattr(m, key)), "integers >= 1")
     _check(all(k % 2 == 1 for k in m.kernel_choices), "model.kernel_choices", list(m.kernel_choices),

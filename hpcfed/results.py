@@ -11,7 +11,9 @@ Layout (units and descriptions are attributes of every dataset)::
     eval/subnet_names, eval/subnet_macs, eval/subnet_params, eval/subnet_archs   (S,) per subnet
     architectures/json  (A,) JSON of every architecture that clients/arch_id refers to
 
-A killed run leaves a readable file whose ``status`` is still ``running``.
+``status`` is ``failed`` after an error or SIGTERM (with an ``error`` attribute), ``interrupted``
+after SIGUSR1; both are resumable from the last checkpoint with ``--resume``, which cuts every
+table back to the checkpoint's rows and appends. A SIGKILLed run leaves ``running``.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import h5py
 import numpy as np
 
 from hpcfed import __version__
+from hpcfed.errors import HpcfedError
 from hpcfed.supernet import Arch
 
 STR = h5py.string_dtype()
@@ -56,29 +59,50 @@ CLIENT_COLUMNS: dict[str, tuple[Any, str, str]] = {
 
 
 class ResultsWriter:
-    """Creates the results file and appends rows; every append is flushed."""
+    """Creates (or reopens) the results file and appends rows; every append is flushed."""
 
-    def __init__(self, path: str | Path, attrs: dict[str, Any], subnets: list[tuple[str, Arch, int, int]]):
-        self.file = h5py.File(path, "w")
-        self.file.attrs.update({"hpcfed_version": __version__, "status": "running", **attrs})
-        for name, columns in (("rounds", ROUND_COLUMNS), ("clients", CLIENT_COLUMNS)):
-            group = self.file.create_group(name)
-            for col, (dtype, unit, doc) in columns.items():
-                ds = group.create_dataset(col, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(4096,))
-                ds.attrs.update({"units": unit, "description": doc})
-        ev = self.file.create_group("eval")
-        ev.create_dataset("round", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(256,))
-        acc = ev.create_dataset("accuracy", shape=(0, len(subnets)), maxshape=(None, len(subnets)),
-                                dtype=np.float64, chunks=(256, len(subnets)))
-        acc.attrs.update({"units": "fraction", "description": "top-1 test accuracy per reference subnet"})
-        ev.create_dataset("subnet_names", data=[s[0] for s in subnets], dtype=STR)
-        ev.create_dataset("subnet_archs", data=[s[1].to_json() for s in subnets], dtype=STR)
-        ev.create_dataset("subnet_macs", data=[s[2] for s in subnets], dtype=np.int64).attrs["units"] = "MAC/sample"
-        ev.create_dataset("subnet_params", data=[s[3] for s in subnets], dtype=np.int64)
-        self.file.create_group("architectures").create_dataset(
-            "json", shape=(0,), maxshape=(None,), dtype=STR, chunks=(256,))
-        self.arch_ids: dict[Arch, int] = {}
-        self.file.flush()
+    def __init__(self, file: h5py.File):
+        self.file = file
+        self.arch_ids: dict[Arch, int] = {Arch.from_json(j): i for i, j in
+                                          enumerate(file["architectures/json"].asstr()[()])}
+
+    @classmethod
+    def create(cls, path: str | Path, attrs: dict[str, Any], subnets: list[tuple[str, Arch, int, int]]):
+        """A new file with every table empty."""
+        f = h5py.File(path, "w")
+        f.attrs.update({"hpcfed_version": __version__, "status": "running", **attrs})
+        _create_tables(f, subnets)
+        f.flush()
+        return cls(f)
+
+    @classmethod
+    def resume(cls, path: str | Path, rows: dict[str, int], subnet_count: int):
+        """Reopen a run's file, cut every table back to ``rows`` (a checkpoint's) and mark it running."""
+        try:
+            f = h5py.File(path, "r+")
+        except OSError as err:
+            raise HpcfedError(f"--resume: results file {str(path)!r} cannot be opened ({err})") from None
+        try:
+            _check_layout(f, path, subnet_count)
+            for name, columns in (("rounds", ROUND_COLUMNS), ("clients", CLIENT_COLUMNS)):
+                for col in columns:
+                    _truncate(f[name][col], rows[name], path)
+            _truncate(f["eval/round"], rows["eval"], path)
+            _truncate(f["eval/accuracy"], rows["eval"], path)
+            _truncate(f["architectures/json"], rows["architectures"], path)
+            f.attrs["status"] = "running"
+            if "error" in f.attrs:
+                del f.attrs["error"]
+            f.flush()
+            return cls(f)
+        except BaseException:
+            f.close()
+            raise
+
+    def rows(self) -> dict[str, int]:
+        """Current row count of each table (what a checkpoint records)."""
+        return {"rounds": len(self.file["rounds/round"]), "clients": len(self.file["clients/round"]),
+                "eval": len(self.file["eval/round"]), "architectures": len(self.file["architectures/json"])}
 
     def arch_id(self, arch: Arch) -> int:
         """Row of ``arch`` in architectures/json, added on first use."""
@@ -108,6 +132,45 @@ class ResultsWriter:
             return
         self.file.attrs.update({"status": status, **attrs})
         self.file.close()
+
+
+def _create_tables(f: h5py.File, subnets: list[tuple[str, Arch, int, int]]) -> None:
+    for name, columns in (("rounds", ROUND_COLUMNS), ("clients", CLIENT_COLUMNS)):
+        group = f.create_group(name)
+        for col, (dtype, unit, doc) in columns.items():
+            ds = group.create_dataset(col, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(4096,))
+            ds.attrs.update({"units": unit, "description": doc})
+    ev = f.create_group("eval")
+    ev.create_dataset("round", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(256,))
+    acc = ev.create_dataset("accuracy", shape=(0, len(subnets)), maxshape=(None, len(subnets)),
+                            dtype=np.float64, chunks=(256, len(subnets)))
+    acc.attrs.update({"units": "fraction", "description": "top-1 test accuracy per reference subnet"})
+    ev.create_dataset("subnet_names", data=[s[0] for s in subnets], dtype=STR)
+    ev.create_dataset("subnet_archs", data=[s[1].to_json() for s in subnets], dtype=STR)
+    ev.create_dataset("subnet_macs", data=[s[2] for s in subnets], dtype=np.int64).attrs["units"] = "MAC/sample"
+    ev.create_dataset("subnet_params", data=[s[3] for s in subnets], dtype=np.int64)
+    f.create_group("architectures").create_dataset(
+        "json", shape=(0,), maxshape=(None,), dtype=STR, chunks=(256,))
+
+
+def _check_layout(f: h5py.File, path, subnet_count: int) -> None:
+    """Reject a file that is not an hpcfed results file of this job's shape (one line naming the part)."""
+    expected = [f"rounds/{c}" for c in ROUND_COLUMNS] + [f"clients/{c}" for c in CLIENT_COLUMNS] + \
+        ["eval/round", "eval/accuracy", "architectures/json"]
+    for name in expected:
+        if name not in f or not isinstance(f[name], h5py.Dataset):
+            raise HpcfedError(f"--resume: {str(path)!r} lacks dataset {name!r}; not an hpcfed results file")
+    accuracy = f["eval/accuracy"]
+    if accuracy.ndim != 2 or accuracy.shape[1] != subnet_count:
+        raise HpcfedError(f"--resume: {str(path)!r} has eval/accuracy of shape {accuracy.shape}; "
+                          f"this job evaluates {subnet_count} reference subnets")
+
+
+def _truncate(ds: h5py.Dataset, rows: int, path) -> None:
+    if len(ds) < rows:
+        raise HpcfedError(f"--resume: {str(path)!r} has {len(ds)} rows in {ds.name}, fewer than the "
+                          f"checkpoint's {rows}; the results file does not belong to this checkpoint")
+    ds.resize((rows, *ds.shape[1:]))
 
 
 def _append(group: h5py.Group, columns: dict[str, Any]) -> None:

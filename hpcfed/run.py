@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from hpcfed.comm import Comm, install_abort_hook
+from hpcfed import checkpoint, interrupts
+from hpcfed.comm import Comm, RankFailed, failure_message, install_abort_hook
 from hpcfed.config import JobConfig, load_job
 from hpcfed.data import load_federated_data
 from hpcfed.devices import Population
@@ -42,6 +43,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="override a job field, e.g. --set rounds=50 --set train.lr=0.1 (repeatable)")
     p.add_argument("--out", help="results file (default: runs/<job name>-<time>.h5)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing results file")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint (OUT.ckpt), appending to the file")
     p.add_argument("--dry-run", action="store_true", help="check the job, data and output path; do not train")
     return p.parse_args(argv)
 
@@ -69,11 +72,15 @@ def set_threads(job: JobConfig, comm: Comm) -> int:
     return threads
 
 
-def check_output(path: Path, overwrite: bool) -> None:
+def check_output(path: Path, overwrite: bool, resume: bool) -> None:
     if path.is_dir():
         raise HpcfedError(f"--out {str(path)!r} is a directory; give a file path such as runs/a.h5")
-    if path.exists() and not overwrite:
-        raise HpcfedError(f"--out {str(path)!r} already exists; pass --overwrite to replace it")
+    if resume and overwrite:
+        raise HpcfedError("--resume and --overwrite contradict each other; give one")
+    if resume and not path.is_file():
+        raise HpcfedError(f"--resume: results file {str(path)!r} does not exist; --out must name the run to continue")
+    if path.exists() and not (overwrite or resume):
+        raise HpcfedError(f"--out {str(path)!r} already exists; pass --resume to continue it or --overwrite to replace it")
     parent = path.parent
     if not parent.is_dir():
         raise HpcfedError(f"--out {str(path)!r}: folder {str(parent)!r} does not exist; create it first")
@@ -85,6 +92,7 @@ def main(argv: list[str] | None = None, comm: Comm | None = None) -> int:
     """Run the job on ``comm`` (default: MPI's world); returns the exit status."""
     comm = comm or Comm()
     install_abort_hook(comm)
+    interrupts.install(is_server=comm.rank == 0)
     error, setup = None, None
     try:
         setup = _setup(comm, argv)
@@ -93,8 +101,9 @@ def main(argv: list[str] | None = None, comm: Comm | None = None) -> int:
     error = comm.any_error(error)
     if error:
         if setup and setup.get("writer"):
-            setup["writer"].close("failed")
-            Path(setup["out"]).unlink(missing_ok=True)
+            setup["writer"].close("failed", error=error)
+            if not setup["resume"]:
+                Path(setup["out"]).unlink(missing_ok=True)
         if comm.rank == 0:
             print(f"hpcfed: error: {error}", file=sys.stderr, flush=True)
         return EXIT_BAD_INPUT
@@ -109,8 +118,19 @@ def main(argv: list[str] | None = None, comm: Comm | None = None) -> int:
     server, writer = setup["server"], setup["writer"]
     try:
         digest = server.run()
-    except BaseException:
-        writer.close("failed")
+    except interrupts.Interrupted as stop:
+        status = "interrupted" if stop.is_requeue else "failed"
+        note = f"{stop} after round {server.snapshot.round}; checkpoint {server.checkpoint_file}; continue with --resume"
+        writer.close(status, error=note)
+        print(f"hpcfed: {note}", file=sys.stderr, flush=True)
+        if comm.size > 1:
+            comm.abort(interrupts.EXIT_INTERRUPTED)
+        return interrupts.EXIT_INTERRUPTED
+    except RankFailed as err:
+        writer.close("failed", error=str(err))
+        raise
+    except BaseException as err:
+        writer.close("failed", error=failure_message(comm, err))
         raise
     writer.close("finished", final_model_sha256=digest)
     print(summary(read_results(setup["out"])), flush=True)
@@ -137,11 +157,11 @@ def _setup(comm: Comm, argv: list[str] | None) -> dict:
     if args.out is None and comm.rank == 0:
         out.parent.mkdir(parents=True, exist_ok=True)
     if comm.rank == 0:
-        check_output(out, args.overwrite)
+        check_output(out, args.overwrite, args.resume)
     banner = (f"hpcfed: job {job.name!r}, strategy {job.strategy.name}, data {d.name}, {job.clients.total} clients "
               f"({job.clients.per_round} per round), {job.rounds} rounds, supernet {model.num_params} params, "
               f"{comm.size} ranks x {threads} threads on {device}, results {out}")
-    setup = {"dry_run": args.dry_run, "banner": banner, "out": out}
+    setup = {"dry_run": args.dry_run, "banner": banner, "out": out, "resume": args.resume}
     if args.dry_run:
         return setup
     host = ClientHost(model, strategy, data, job.seed, device) if comm.rank != 0 or comm.size == 1 else None
@@ -152,11 +172,18 @@ def _setup(comm: Comm, argv: list[str] | None) -> dict:
         attrs = {"config_yaml": job.to_yaml(), "strategy": job.strategy.name, "seed": job.seed,
                  "world_size": comm.size, "normalization": space.norm, "final_model_sha256": "",
                  "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        try:
-            setup["writer"] = writer = ResultsWriter(out, attrs, subnets)
-        except OSError as err:
-            raise HpcfedError(f"--out {str(out)!r} cannot be created: {err}") from None
-        setup["server"] = Server(job, comm, model.to(device), strategy, data, population, writer, host, device)
+        ckpt, snapshot = checkpoint.checkpoint_path(out), None
+        if args.resume:
+            snapshot = checkpoint.load(ckpt, job.to_yaml(), model.num_params)
+            setup["writer"] = writer = ResultsWriter.resume(out, snapshot.rows, len(references))
+        else:
+            try:
+                setup["writer"] = writer = ResultsWriter.create(out, attrs, subnets)
+            except OSError as err:
+                raise HpcfedError(f"--out {str(out)!r} cannot be created: {err}") from None
+            ckpt.unlink(missing_ok=True)   # a replaced run's checkpoint must not be resumed
+        setup["server"] = Server(job, comm, model.to(device), strategy, data, population, writer, host, device,
+                                 ckpt, snapshot)
     return setup
 
 

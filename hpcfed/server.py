@@ -6,6 +6,8 @@ round time, the deadline decides who is kept; (4) the strategy weights the kept 
 plan goes out, each worker receives the union of its clients' slices, trains them and one fused
 reduction brings back the weighted sums; (6) the one aggregation rule updates the global weights;
 (7) the virtual clock advances and the round is logged, evaluated every ``eval.every`` rounds.
+After each round the server state is kept as a :class:`Snapshot`; it is saved every
+``checkpoint.every`` rounds and when a signal interrupts the run (hpcfed.interrupts).
 """
 from __future__ import annotations
 
@@ -14,16 +16,20 @@ import math
 import pickle
 import time
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from hpcfed import checkpoint, faults
 from hpcfed.aggregate import SCALE, divide_keep
+from hpcfed.checkpoint import Snapshot
 from hpcfed.comm import TAG_MASK, TAG_WEIGHTS, Comm
 from hpcfed.config import JobConfig
 from hpcfed.data import FederatedData
 from hpcfed.devices import Population, apply_deadline, round_time, sample_cohort
 from hpcfed.evaluation import evaluate
+from hpcfed.interrupts import Interrupted
 from hpcfed.plan import METRICS_PER_CLIENT, ClientTask, RoundPlan, fused_size, map_to_workers
 from hpcfed.results import ResultsWriter
 from hpcfed.seeding import rng
@@ -39,29 +45,59 @@ class Server:
 
     def __init__(self, job: JobConfig, comm: Comm, model: ElasticResNet, strategy: Strategy,
                  data: FederatedData, population: Population, writer: ResultsWriter,
-                 host: ClientHost | None, device: torch.device, progress=print):
+                 host: ClientHost | None, device: torch.device, checkpoint_file: Path,
+                 resume_from: Snapshot | None = None, progress=print):
         self.job, self.comm, self.model, self.strategy = job, comm, model, strategy
         self.data, self.population, self.writer, self.host = data, population, writer, host
         self.space = model.space
         self.samples = data.samples_per_client()
-        self.weights = model.flat.detach().cpu().clone()      # the global supernet weights
-        self.clock = 0.0                                      # virtual seconds
         self.references = strategy.reference_subnets()
         self.x_test, self.y_test = data.x_test.to(device), data.y_test.to(device)
         self.progress = progress
-        self.started = time.perf_counter()
+        self.checkpoint_file = checkpoint_file
         self.last_accuracy: np.ndarray | None = None
+        if resume_from is None:
+            self.weights = model.flat.detach().cpu().clone()  # the global supernet weights
+            self.clock, self.next_round, wall_s = 0.0, 0, 0.0  # virtual seconds, round to play
+        else:
+            self.weights = torch.from_numpy(resume_from.weights.copy())
+            self.clock, self.next_round, wall_s = resume_from.clock, resume_from.round, resume_from.wall_s
+            strategy.load_state_dict(resume_from.strategy)
+        self.started = time.perf_counter() - wall_s
+        self.snapshot = self.take_snapshot()
+        self.saved_round = self.next_round if resume_from else -1   # a fresh run has no checkpoint yet
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self) -> str:
-        """Play every round, evaluate, and return the final weights' SHA-256."""
+        """Play the remaining rounds and return the final weights' SHA-256.
+
+        On :class:`Interrupted` the last completed round is checkpointed before the exception
+        goes on; any other failure leaves the last periodic checkpoint.
+        """
+        every = self.job.checkpoint.every
         try:
-            for r in range(self.job.rounds):
+            for r in range(self.next_round, self.job.rounds):
                 self.play_round(r)
-        finally:
-            if self.comm.size > 1:
-                self.comm.bcast(RoundPlan(round=-1, stop=True))
+                self.next_round = r + 1
+                self.snapshot = self.take_snapshot()
+                if every and self.next_round % every == 0:
+                    self.save_checkpoint()
+        except Interrupted:
+            self.save_checkpoint()
+            raise
+        if self.comm.size > 1:
+            self.comm.bcast(RoundPlan(round=-1, stop=True))
         return hashlib.sha256(self.weights.numpy().tobytes()).hexdigest()
+
+    def take_snapshot(self) -> Snapshot:
+        return Snapshot(round=self.next_round, clock=self.clock, wall_s=time.perf_counter() - self.started,
+                        weights=self.weights.numpy(), strategy=self.strategy.state_dict(), rows=self.writer.rows())
+
+    def save_checkpoint(self) -> None:
+        """Save the last completed round's state (once per round)."""
+        if self.saved_round != self.snapshot.round:
+            checkpoint.save(self.checkpoint_file, self.snapshot, self.job.to_yaml(), self.job.faults)
+            self.saved_round = self.snapshot.round
 
     def play_round(self, r: int) -> None:
         job, want = self.job, self.job.clients.per_round
@@ -119,6 +155,7 @@ class Server:
         p = self.model.num_params
         if self.comm.size == 1:
             self.host.base.copy_(self.weights)
+            faults.mid_round(self.job.faults, r, 0)
             return self.host.train(r, tuple(tasks), len(tasks)), 0, np.zeros(len(tasks), dtype=np.int64)
         mapping = map_to_workers(tasks, list(self.comm.workers))
         shipped, messages = {}, {}
@@ -139,6 +176,7 @@ class Server:
         plan = RoundPlan(r, mapping, shipped, len(tasks))
         self.comm.bcast(plan)
         sent = self.comm.send_to_workers(messages)
+        faults.mid_round(self.job.faults, r, 0)
         fused = self.comm.reduce_sum(np.zeros(fused_size(p, len(tasks)), dtype=np.int64))
         mpi_bytes = sent + (self.comm.size - 1) * (len(pickle.dumps(plan)) + fused.nbytes)
         ranks = np.zeros(len(tasks), dtype=np.int64)

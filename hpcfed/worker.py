@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from hpcfed import faults
 from hpcfed.aggregate import FIXED_LIMIT, accumulate, to_fixed
 from hpcfed.comm import TAG_MASK, TAG_WEIGHTS, Comm
 from hpcfed.data import FederatedData
@@ -27,6 +28,7 @@ class ClientHost:
     def __init__(self, model: ElasticResNet, strategy: Strategy, data: FederatedData, seed: int,
                  device: torch.device):
         self.model, self.strategy, self.seed, self.device = model.to(device), strategy, seed, device
+        self.job = strategy.job
         self.x, self.y = data.x_train.to(device), data.y_train.to(device)
         self.offsets = data.client_offsets
         self.indices = torch.from_numpy(data.client_indices.copy()).to(device)
@@ -40,6 +42,7 @@ class ClientHost:
         for task in tasks:
             with torch.no_grad():
                 self.model.flat.copy_(self.base)
+            faults.before_training(self.job.faults, round_index, task.client)
             rows = self.indices[self.offsets[task.client]:self.offsets[task.client + 1]]
             generator = torch_generator(self.seed, "train", round_index, task.client)
             loss, seen = self.strategy.train_client(self.model, task.spec, self.x[rows], self.y[rows], generator)
@@ -47,7 +50,9 @@ class ClientHost:
             if len(index) == p:   # flat indices ascend, so a full-length index is everything
                 index = slice(None)
             theta = self.model.flat.detach()[index if isinstance(index, slice) else index.to(self.device)].cpu()
-            ok = seen == 0 or _is_sane(loss, theta)
+            start = self.base[index]
+            theta = faults.corrupt_update(self.job.faults, round_index, task.client, theta, start)
+            ok = seen == 0 or _is_sane(loss, theta, start, self.job.train.max_update_ratio)
             if ok and seen:     # a client with too few samples for one batch contributes nothing
                 accumulate(acc_sum, acc_weight, index, theta, task.weight)
             row = [loss * seen if ok and seen else 0.0, seen, 0.0 if ok else 1.0]
@@ -67,10 +72,12 @@ class ClientHost:
         self.base.numpy()[mask] = values
 
 
-def _is_sane(loss: float, theta: torch.Tensor) -> bool:
-    """A finite update whose values fit the fixed-point accumulators."""
-    return bool(np.isfinite(loss)) and bool(torch.isfinite(theta).all()) \
-        and float(theta.abs().max()) < FIXED_LIMIT
+def _is_sane(loss: float, theta: torch.Tensor, start: torch.Tensor, max_ratio: float) -> bool:
+    """A finite update that fits the fixed-point accumulators and whose norm is not far out of line:
+    ||theta - start|| <= max_ratio x ||start|| over the client's slice (0 = no norm guard)."""
+    if not (np.isfinite(loss) and bool(torch.isfinite(theta).all()) and float(theta.abs().max()) < FIXED_LIMIT):
+        return False
+    return max_ratio <= 0 or float((theta - start).norm()) <= max_ratio * float(start.norm()) + 1e-12
 
 
 def serve(comm: Comm, host: ClientHost) -> None:
@@ -82,4 +89,5 @@ def serve(comm: Comm, host: ClientHost) -> None:
         tasks = plan.tasks.get(comm.rank, ())
         if plan.shipped.get(comm.rank, 0):
             host.receive(comm, plan.shipped[comm.rank])
+        faults.mid_round(host.job.faults, plan.round, comm.rank)
         comm.reduce_sum(host.train(plan.round, tasks, plan.slots))

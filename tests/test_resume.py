@@ -1,0 +1,141 @@
+"""Crash safety: kill, signal or break a run at several points, resume it, and get the same science.
+
+A resumed run must equal an uninterrupted run of the same job in ``final_model_sha256`` and in
+every logged row (only ``wall_time_s`` may differ, and ``mpi_bytes`` when the rank count does).
+"""
+from __future__ import annotations
+
+import signal
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from tests.launch import TINY, run_hpcfed
+
+JOB = [*TINY, "--set", "rounds=6", "--set", "checkpoint.every=2", "--set", "eval.every=2"]
+NOT_SCIENCE = {"rounds/wall_time_s", "rounds/mpi_bytes"}
+PLACEMENT = {"clients/rank"}     # which rank hosted a client: changes with the rank count, nothing else
+
+
+def tables(path, ignore=frozenset()) -> dict[str, np.ndarray]:
+    with h5py.File(path, "r") as f:
+        out = {"sha": f.attrs["final_model_sha256"], "status": f.attrs["status"]}
+        for group in ("rounds", "clients", "eval", "architectures"):
+            for name, ds in f[group].items():
+                if f"{group}/{name}" not in NOT_SCIENCE | ignore:
+                    out[f"{group}/{name}"] = ds[()]
+    return out
+
+
+def assert_same_science(a, b):
+    assert set(a) == set(b)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("base") / "base.h5"
+    proc = run_hpcfed([*JOB, "--out", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    return tables(out)
+
+
+def status_of(path) -> tuple[str, str]:
+    with h5py.File(path, "r") as f:
+        return f.attrs["status"], f.attrs.get("error", "")
+
+
+INTERRUPTIONS = [
+    ("rank 0 SIGKILLed mid-round", ["faults.kill_rank=[0,3]"], -signal.SIGKILL, "running"),
+    ("SIGKILL while writing a checkpoint", ["faults.kill_in_checkpoint=3"], -signal.SIGKILL, "running"),
+    ("SIGTERM mid-round", ["faults.signal_at=[4,15]"], 75, "failed"),
+    ("SIGUSR1 mid-round (requeue)", ["faults.signal_at=[1,10]"], 75, "interrupted"),
+    ("SIGTERM in the first round", ["faults.signal_at=[0,15]"], 75, "failed"),
+]
+
+
+@pytest.mark.parametrize("what,fault,code,status", INTERRUPTIONS, ids=[i[0] for i in INTERRUPTIONS])
+def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, uninterrupted, what, fault, code, status):
+    out = tmp_path / "run.h5"
+    proc = run_hpcfed([*JOB, "--out", str(out), *[a for f in fault for a in ("--set", f)]])
+    assert proc.returncode == code, proc.stderr
+    assert status_of(out)[0] == status
+    if code == 75:
+        assert "continue with --resume" in proc.stderr and "continue with --resume" in status_of(out)[1]
+    resumed = run_hpcfed([*JOB, "--out", str(out), "--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_science(tables(out), uninterrupted)
+
+
+def test_two_interruptions_and_two_resumptions(tmp_path, uninterrupted):
+    out = tmp_path / "run.h5"
+    assert run_hpcfed([*JOB, "--out", str(out), "--set", "faults.kill_rank=[0,2]"]).returncode == -signal.SIGKILL
+    again = run_hpcfed([*JOB, "--out", str(out), "--resume", "--set", "faults.signal_at=[5,15]"])
+    assert again.returncode == 75, again.stderr
+    assert run_hpcfed([*JOB, "--out", str(out), "--resume"]).returncode == 0
+    assert_same_science(tables(out), uninterrupted)
+
+
+def test_resuming_a_finished_run_changes_nothing(tmp_path, uninterrupted):
+    out = tmp_path / "run.h5"
+    assert run_hpcfed([*JOB, "--out", str(out), "--set", "checkpoint.every=3"]).returncode == 0
+    assert run_hpcfed([*JOB, "--out", str(out), "--set", "checkpoint.every=3", "--resume"]).returncode == 0
+    assert_same_science(tables(out), uninterrupted)
+
+
+def test_a_sigkilled_worker_ends_the_job_quickly_and_the_run_resumes_on_other_ranks(tmp_path, uninterrupted):
+    out = tmp_path / "run.h5"
+    start = time.monotonic()
+    proc = run_hpcfed([*JOB, "--out", str(out), "--set", "faults.kill_rank=[2,3]"], ranks=3, timeout=120)
+    assert time.monotonic() - start < 30 + 15   # 15 s: eight-rank start-up on two cores
+    assert proc.returncode != 0
+    assert status_of(out)[0] == "failed"
+    assert run_hpcfed([*JOB, "--out", str(out), "--resume"], ranks=2).returncode == 0
+    expected = {k: v for k, v in uninterrupted.items() if k not in PLACEMENT}
+    assert_same_science(tables(out, ignore=PLACEMENT), expected)
+
+
+def test_a_raising_rank_ends_the_job_with_its_rank_and_cause(tmp_path):
+    out = tmp_path / "run.h5"
+    start = time.monotonic()
+    proc = run_hpcfed([*JOB, "--out", str(out), "--set", "faults.raise_at=[[5,2],[7,2]]"], ranks=3, timeout=120)
+    assert time.monotonic() - start < 30 + 15
+    assert proc.returncode != 0
+    status, error = status_of(out)
+    assert status == "failed" and "InjectedFault" in error and error.startswith("rank ")
+    assert "injected failure of client" in proc.stderr
+
+
+def test_faulty_updates_are_rejected_counted_and_kept_out(tmp_path):
+    out = tmp_path / "run.h5"
+    proc = run_hpcfed([*JOB, "--out", str(out), "--set", "clients.overselect=0",
+                       "--set", "faults.nan_at=[[0,1],[1,1],[2,1],[3,1],[4,1],[5,1],[6,1],[7,1],[8,1],[9,1],[10,1],[11,1]]",
+                       "--set", "faults.blowup_at=[[0,3],[1,3],[2,3],[3,3],[4,3],[5,3],[6,3],[7,3],[8,3],[9,3],[10,3],[11,3]]"])
+    assert proc.returncode == 0, proc.stderr
+    with h5py.File(out, "r") as f:
+        rejected = f["rounds/rejected"][()]
+        assert rejected[1] == 4 and rejected[3] == 4 and rejected[[0, 2, 4, 5]].sum() == 0
+        assert f["rounds/clients"][()][1] == 0
+        made = f["clients/made_deadline"][()][f["clients/round"][()] == 1]
+        assert not made.any()
+        assert np.isfinite(f["eval/accuracy"][()]).all()
+        after_round_1 = f["eval/accuracy"][0]
+    # Every update of round 1 was rejected, so the weights after round 1 are those after round 0.
+    first = tmp_path / "first.h5"
+    assert run_hpcfed([*JOB, "--out", str(first), "--set", "clients.overselect=0", "--set", "rounds=1"]).returncode == 0
+    with h5py.File(first, "r") as f:
+        np.testing.assert_array_equal(f["eval/accuracy"][0], after_round_1)
+
+
+def test_resume_refuses_a_checkpoint_of_another_job_and_changes_nothing(tmp_path):
+    out = tmp_path / "run.h5"
+    assert run_hpcfed([*JOB, "--out", str(out), "--set", "faults.kill_rank=[0,3]"]).returncode == -signal.SIGKILL
+    before = out.read_bytes(), (tmp_path / "run.h5.ckpt").read_bytes()
+    proc = run_hpcfed([*JOB, "--out", str(out), "--resume", "--set", "train.lr=0.5"])
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"hpcfed: error: --resume: checkpoint {str(out) + '.ckpt'!r} belongs to another "
+                                   "job: train.lr was 0.1, the job now says 0.5")
+    assert (out.read_bytes(), (tmp_path / "run.h5.ckpt").read_bytes()) == before
