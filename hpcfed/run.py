@@ -8,6 +8,7 @@ on any rank prints that rank's message and aborts the whole job (no hang).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -183,7 +184,7 @@ def _setup(comm: Comm, argv: list[str] | None) -> dict:
                 raise HpcfedError(f"--out {str(out)!r} cannot be created: {err}") from None
             ckpt.unlink(missing_ok=True)   # a replaced run's checkpoint must not be resumed
         setup["server"] = Server(job, comm, model.to(device), strategy, data, population, writer, host, device,
-                                 ckpt, snapshot)
+                                 ckpt, snapshot, progress=functools.partial(print, flush=True))
     return setup
 
 

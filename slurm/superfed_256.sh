@@ -23,12 +23,21 @@
 # Exit status: that of the program (srun/mpirun) -- a failing rank fails the job and `sbatch --wait`.
 # OMP_NUM_THREADS is set from --cpus-per-task. The job runs in the submit folder ($SLURM_SUBMIT_DIR).
 #
+# Requeue: SLURM sends this shell SIGUSR1 two minutes before the time limit (--signal=B:USR1@120;
+# `scancel --batch --signal=USR1 JOB` does the same by hand). The shell passes it to the program,
+# whose rank 0 saves a checkpoint (OUT.ckpt) of the last completed round and stops; the shell then
+# requeues the job. A (re)started job whose results file and checkpoint exist continues with --resume,
+# so the requeued job picks up where it stopped, with the same job id and results file.
+#
 #SBATCH --job-name=hpcfed-superfed256
 #SBATCH --nodes=4
 #SBATCH --ntasks-per-node=8
 #SBATCH --cpus-per-task=2
 #SBATCH --time=02:00:00
 #SBATCH --output=hpcfed-superfed256-%j.out
+#SBATCH --open-mode=append
+#SBATCH --signal=B:USR1@120
+#SBATCH --requeue
 
 set -euo pipefail
 
@@ -59,6 +68,11 @@ if [ -n "${job_file}" ]; then
     args+=("${job_file}")
 fi
 args+=(--out "${out_file}")
+resuming=no
+if [ -f "${out_file}" ] && [ -f "${out_file}.ckpt" ]; then
+    args+=(--resume)      # a requeued (or resubmitted) job continues its own run
+    resuming=yes
+fi
 for kv in "${overrides[@]}"; do
     args+=(--set "${kv}")
 done
@@ -70,7 +84,7 @@ else
 fi
 echo "hpcfed: job ${job_id} nodes=${SLURM_JOB_NUM_NODES:-1} (${SLURM_JOB_NODELIST:-$(hostname)})" \
      "tasks=${ntasks} cpus/task=${cpus_per_task} mode=${mode} job=${job_file:-(built-in)} out=${out_file}" \
-     "set=[${HPCFED_SET:-}]"
+     "set=[${HPCFED_SET:-}] restart=${SLURM_RESTART_COUNT:-0} resume=${resuming}"
 
 if [ "${mode}" = "dry-run" ]; then
     # One task, the batch shell itself: validation needs no MPI launcher.
@@ -83,15 +97,38 @@ case "${launcher}" in
     srun)
         # srun of Slurm 22.05 does not inherit --cpus-per-task from the allocation: pass it on.
         srun --mpi=pmix --kill-on-bad-exit=1 --cpus-per-task="${cpus_per_task}" \
-            "${python_cmd[@]}" -m hpcfed.run "${args[@]}"
+            "${python_cmd[@]}" -m hpcfed.run "${args[@]}" &
         ;;
     mpirun)
         mpirun -n "${ntasks}" -x OMP_NUM_THREADS ${mpirun_args[@]+"${mpirun_args[@]}"} \
-            "${python_cmd[@]}" -m hpcfed.run "${args[@]}"
+            "${python_cmd[@]}" -m hpcfed.run "${args[@]}" &
         ;;
     *)
         echo "hpcfed: HPCFED_LAUNCHER must be srun or mpirun, not '${launcher}'" >&2
         exit 2
         ;;
 esac
+launcher_pid=$!
+requeue=0
+trap 'requeue=1; echo "hpcfed: SIGUSR1: checkpoint, stop and requeue"; kill -USR1 "${launcher_pid}" 2>/dev/null || true' USR1
+
+# `wait` returns early when the trap runs; wait again until the launcher has really ended.
+set +e
+wait "${launcher_pid}"
+rc=$?
+while kill -0 "${launcher_pid}" 2>/dev/null; do
+    wait "${launcher_pid}"
+    rc=$?
+done
+set -e
+
+if [ "${requeue}" = "1" ] && [ -n "${SLURM_JOB_ID:-}" ]; then
+    scontrol requeue "${SLURM_JOB_ID}"
+    echo "hpcfed: job ${job_id} requeued; it resumes from ${out_file}.ckpt"
+    exit 0
+fi
+if [ "${rc}" -ne 0 ]; then
+    echo "hpcfed: job ${job_id} failed with exit status ${rc}" >&2
+    exit "${rc}"
+fi
 echo "hpcfed: job ${job_id} finished: ${out_file}"

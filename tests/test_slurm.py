@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,59 @@ def test_bad_launcher_fails(submit, tmp_path):
                         HPCFED_OUT=str(tmp_path / "x.h5"))
     assert rc == 2, log
     assert "HPCFED_LAUNCHER must be srun or mpirun" in log, log
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.mark.parametrize("launcher", ["srun", "mpirun"])
+def test_usr1_checkpoints_requeues_and_the_job_resumes_by_itself(cluster, tmp_path, launcher):
+    """The time-limit warning (SIGUSR1 to the batch shell) leads to the same results as no interruption."""
+    h5py = pytest.importorskip("h5py")
+    overrides = f"{TINY} rounds=30 checkpoint.every=1000 model.stem=8 model.widths=[8,16] model.kernel_choices=[3]"
+    env = dict(cluster.env)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
+    env.update(HPCFED_PYTHON=sys.executable, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               PRTE_MCA_hwloc_default_binding_policy="none", HPCFED_LAUNCHER=launcher, HPCFED_SET=overrides,
+               HPCFED_OUT=str(tmp_path / "requeue.h5"))
+    log = tmp_path / "requeue.out"
+    sub = subprocess.run(["sbatch", "--parsable", f"--output={log}", "--nodes=1", "--ntasks-per-node=3", SCRIPT],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert sub.returncode == 0, sub.stderr
+    job = sub.stdout.strip().split(";")[0]
+    text = lambda: log.read_text(errors="replace") if log.exists() else ""  # noqa: E731
+    _wait_for(lambda: "round    3/30" in text(), 180, "round 3 in the job log")
+    subprocess.run(["scancel", "--batch", "--signal=USR1", job], env=env, check=True, timeout=30)
+    _wait_for(lambda: "requeued" in text(), 120, "the requeue")
+    # Slurm holds a requeued job back for about two minutes (its begin time). Once the old step is
+    # gone, let it start now: the test checks hpcfed's requeue, not the scheduler's patience.
+    steps = lambda: subprocess.run(["squeue", "-h", "-s", "-j", job], env=env, capture_output=True,  # noqa: E731
+                                   text=True, timeout=30).stdout.strip()
+    _wait_for(lambda: not steps(), 60, "the interrupted job step to end")
+    time.sleep(5)
+    _wait_for(lambda: subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=env,
+                                     capture_output=True, timeout=30).returncode == 0, 60, "the start time update")
+    _wait_for(lambda: f"hpcfed: job {job} finished" in text() or "failed with exit status" in text(), 300,
+              f"the requeued job to end\n{text()}")
+    squeue = subprocess.run(["squeue", "-h", "-j", job], env=env, capture_output=True, text=True, timeout=30)
+    assert squeue.stdout.strip() == "", squeue.stdout
+    assert "restart=1 resume=yes" in text(), text()
+    with h5py.File(tmp_path / "requeue.h5", "r") as f:
+        assert f.attrs["status"] == "finished", text()
+        assert list(f["rounds/round"][()]) == list(range(30))
+        requeued_sha = f.attrs["final_model_sha256"]
+    reference = tmp_path / "reference.h5"
+    args = [a for kv in overrides.split() for a in ("--set", kv)]
+    proc = subprocess.run([sys.executable, "-m", "hpcfed.run", "jobs/superfed_256.yaml", *args, "--out", str(reference)],
+                          cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    with h5py.File(reference, "r") as f:
+        assert f.attrs["final_model_sha256"] == requeued_sha
