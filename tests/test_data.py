@@ -19,6 +19,7 @@ from hpcfed.data.partition import (
     partition_shards,
 )
 from hpcfed.errors import DataError
+from tests.fakes import write_batch, write_cifar10
 
 PARTITION_CASES = [
     ("iid", {}),
@@ -253,28 +254,10 @@ def test_synthetic_is_deterministic_and_seed_dependent():
 # ---------------------------------------------------------------- cifar10
 
 
-def write_batch(file, n: int, seed: int, data=None, protocol: int = 2) -> None:
-    """Writes one batch in the standard cifar-10-batches-py pickle format."""
-    rng = np.random.default_rng(seed)
-    batch = {
-        b"batch_label": b"fake batch",
-        b"labels": [int(v) for v in rng.integers(0, 10, n)],
-        b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8) if data is None else data,
-        b"filenames": [b"img_%d.png" % i for i in range(n)],
-    }
-    with open(file, "wb") as handle:
-        pickle.dump(batch, handle, protocol=protocol)
-
-
 @pytest.fixture()
 def cifar_dir(tmp_path):
     """A tiny fake cifar-10-batches-py folder: 20 images per batch."""
-    folder = tmp_path / "cifar-10-batches-py"
-    folder.mkdir()
-    for i in range(1, 6):
-        write_batch(folder / f"data_batch_{i}", 20, seed=i)
-    write_batch(folder / "test_batch", 20, seed=0)
-    return folder
+    return write_cifar10(tmp_path / "cifar-10-batches-py")
 
 
 def test_cifar10_loads(cifar_dir):

@@ -1,0 +1,29 @@
+"""Small files in real formats, written by tests (nothing is downloaded)."""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+
+def write_batch(file, n: int, seed: int, data=None, protocol: int = 2) -> None:
+    """Writes one batch in the standard cifar-10-batches-py pickle format."""
+    rng = np.random.default_rng(seed)
+    batch = {
+        b"batch_label": b"fake batch",
+        b"labels": [int(v) for v in rng.integers(0, 10, n)],
+        b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8) if data is None else data,
+        b"filenames": [b"img_%d.png" % i for i in range(n)],
+    }
+    with open(file, "wb") as handle:
+        pickle.dump(batch, handle, protocol=protocol)
+
+
+def write_cifar10(folder: Path, per_batch: int = 20) -> Path:
+    """A tiny cifar-10-batches-py folder in the standard format (5 train batches and a test batch)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 6):
+        write_batch(folder / f"data_batch_{i}", per_batch, seed=i)
+    write_batch(folder / "test_batch", per_batch, seed=0)
+    return folder
