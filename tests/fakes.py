@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hpcfed.supernet import ResNetSpace
+
 
 def write_batch(file, n: int, seed: int, data=None, protocol: int = 2) -> None:
     """Writes one batch in the standard cifar-10-batches-py pickle format."""
@@ -27,3 +29,9 @@ def write_cifar10(folder: Path, per_batch: int = 20) -> Path:
         write_batch(folder / f"data_batch_{i}", per_batch, seed=i)
     write_batch(folder / "test_batch", per_batch, seed=0)
     return folder
+
+
+def tiny_space(norm: str = "bn", width_choices=(1.0,)) -> ResNetSpace:
+    """A two-stage elastic ResNet for 8x8 inputs, small enough for fast unit tests."""
+    return ResNetSpace((1, 8, 8), 10, stem=8, widths=(8, 16), depths=(2, 2), strides=(1, 2),
+                       kernel_choices=(3, 5), width_choices=width_choices, divisor=4, norm=norm)

@@ -18,25 +18,15 @@ from hpcfed.strategies import STRATEGIES, ClientSlot, make_strategy
 from hpcfed.strategies.fedavg import FedAvg
 from hpcfed.strategies.heterofl import HeteroFL
 from hpcfed.strategies.superfed import SuperFed
-from hpcfed.supernet import Arch, ElasticResNet, ResNetSpace, SubnetSpec, cost
+from hpcfed.supernet import Arch, ElasticResNet, SubnetSpec, cost
 from hpcfed.training import train_subnet
 from hpcfed.worker import ClientHost
+from tests.fakes import tiny_space
 
 DEVICE = Device(speed_macs_per_s=1e9, memory_bytes=1e8, down_bytes_per_s=1e6, up_bytes_per_s=1e6)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors: one intra-op thread is fastest and avoids OpenMP spin-waits on busy 2-core hosts."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def tiny_space(norm: str = "bn", width_choices=(1.0,)) -> ResNetSpace:
-    return ResNetSpace((1, 8, 8), 10, stem=8, widths=(8, 16), depths=(2, 2), strides=(1, 2),
-                       kernel_choices=(3, 5), width_choices=width_choices, divisor=4, norm=norm)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_job(total: int = 6, rounds: int = 10, train: TrainConfig | None = None, **strategy) -> JobConfig:

@@ -18,22 +18,12 @@ from hpcfed.errors import ConfigError
 from hpcfed.supernet import Arch, ElasticResNet, ResNetSpace, SubnetSpec, cost
 from hpcfed.supernet.norm import EPS, normalize
 from hpcfed.supernet.slicing import selections
+from tests.fakes import tiny_space
 
 NORMS = ("none", "bn", "rms")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors: one intra-op thread is fastest and avoids OpenMP spin-waits on busy 2-core hosts."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def tiny_space(norm: str = "bn", width_choices=(1.0,)) -> ResNetSpace:
-    return ResNetSpace((1, 8, 8), 10, stem=8, widths=(8, 16), depths=(2, 2), strides=(1, 2),
-                       kernel_choices=(3, 5), width_choices=width_choices, divisor=4, norm=norm)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_model(space: ResNetSpace, seed: int = 0, perturb_norms: bool = True) -> ElasticResNet:
