@@ -13,6 +13,21 @@ from hpcfed.config import TrainConfig
 from hpcfed.supernet import ElasticResNet, SubnetSpec
 
 
+def min_batch(norm: str) -> int:
+    """Smallest batch a step may use: batch statistics (static BN) need two samples."""
+    return 2 if norm == "bn" else 1
+
+
+def batch_schedule(n: int, cfg: TrainConfig, generator: torch.Generator, smallest: int) -> list[torch.Tensor]:
+    """The client's minibatches for all local epochs: a fresh permutation per epoch from ``generator``,
+    cut into ``cfg.batch_size`` pieces; pieces smaller than ``smallest`` are skipped."""
+    batches = []
+    for _ in range(cfg.local_epochs):
+        order = torch.randperm(n, generator=generator)
+        batches += [idx for idx in order.split(cfg.batch_size) if len(idx) >= smallest]
+    return batches
+
+
 def train_subnet(model: ElasticResNet, spec: SubnetSpec, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
                  generator: torch.Generator, scale: float = 1.0) -> tuple[float, int]:
     """``cfg.local_epochs`` epochs of SGD on (x, y); returns (mean training loss, samples processed).
@@ -21,22 +36,16 @@ def train_subnet(model: ElasticResNet, spec: SubnetSpec, x: torch.Tensor, y: tor
     """
     params = [w for w in model.weights]
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    n = len(y)
-    min_batch = 2 if model.space.norm == "bn" else 1   # batch statistics need two samples
     loss_sum = torch.zeros((), dtype=torch.float64, device=x.device)
     seen = 0
-    for _ in range(cfg.local_epochs):
-        order = torch.randperm(n, generator=generator).to(x.device)
-        for start in range(0, n, cfg.batch_size):
-            idx = order[start:start + cfg.batch_size]
-            if len(idx) < min_batch:
-                continue
-            loss = F.cross_entropy(model(x[idx], spec, scale), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip_norm > 0:
-                torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
-            opt.step()
-            loss_sum += loss.detach().double() * len(idx)
-            seen += len(idx)
+    for idx in batch_schedule(len(y), cfg, generator, min_batch(model.space.norm)):
+        idx = idx.to(x.device)
+        loss = F.cross_entropy(model(x[idx], spec, scale), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
+        opt.step()
+        loss_sum += loss.detach().double() * len(idx)
+        seen += len(idx)
     return (loss_sum.item() / seen if seen else float("nan")), seen
