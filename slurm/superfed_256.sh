@@ -131,4 +131,11 @@ if [ "${rc}" -ne 0 ]; then
     echo "hpcfed: job ${job_id} failed with exit status ${rc}" >&2
     exit "${rc}"
 fi
+# Trust the results file, not only the launcher: a step that never launched can still end with 0.
+status=$("${python_cmd[@]}" -c 'import sys, h5py; print(h5py.File(sys.argv[1], "r").attrs["status"])' \
+         "${out_file}" 2>/dev/null || echo "unreadable")
+if [ "${status}" != "finished" ]; then
+    echo "hpcfed: job ${job_id} failed: the launcher ended with 0 but ${out_file} has status '${status}'" >&2
+    exit 1
+fi
 echo "hpcfed: job ${job_id} finished: ${out_file}"

@@ -168,3 +168,14 @@ def test_usr1_checkpoints_requeues_and_the_job_resumes_by_itself(cluster, tmp_pa
     assert proc.returncode == 0, proc.stderr
     with h5py.File(reference, "r") as f:
         assert f.attrs["final_model_sha256"] == requeued_sha
+
+
+def test_a_launch_that_ends_with_0_but_trains_nothing_fails_the_job(submit, tmp_path):
+    """The script checks the results file's status, not only the launcher's exit code."""
+    fake = tmp_path / "python"
+    fake.write_text(f'#!/bin/sh\ncase "$*" in *hpcfed.run*) exit 0;; esac\nexec {sys.executable} "$@"\n')
+    fake.chmod(0o755)
+    rc, log, _ = submit("--nodes=1", "--ntasks-per-node=2", HPCFED_PYTHON=str(fake), HPCFED_SET=TINY,
+                        HPCFED_OUT=str(tmp_path / "none.h5"))
+    assert rc == 1, log
+    assert "has status 'unreadable'" in log and "finished:" not in log, log
