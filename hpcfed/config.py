@@ -101,7 +101,7 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class CheckpointConfig:
-    every: int = 10             # save the server state every this many rounds (and on SIGTERM / SIGUSR1); 0 = only on signals
+    every: int = 10             # save the server state every this many rounds (and on SIGTERM / SIGUSR1 / SIGINT); 0 = only on signals
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ class FaultsConfig:
     nan_at: tuple[tuple[int, int], ...] = ()     # [[client, round], ...]: that client returns NaN weights
     blowup_at: tuple[tuple[int, int], ...] = ()  # [[client, round], ...]: that client's update is scaled 1e4x
     kill_rank: tuple[int, ...] = ()              # [rank, round]: that rank SIGKILLs itself mid-round
-    signal_at: tuple[int, ...] = ()              # [round, signum]: rank 0 signals itself mid-round (15 TERM, 10 USR1)
+    signal_at: tuple[int, ...] = ()              # [round, signum]: rank 0 signals itself mid-round (15 TERM, 10 USR1, 2 INT)
     kill_in_checkpoint: int = -1                 # rank 0 SIGKILLs itself halfway through the checkpoint after this round
 
 
@@ -290,8 +290,8 @@ def validate(job: JobConfig) -> None:
     _check(job.checkpoint.every >= 0, "checkpoint.every", job.checkpoint.every, "an integer >= 0 (0 = signals only)")
     f = job.faults
     _check(len(f.kill_rank) in (0, 2), "faults.kill_rank", list(f.kill_rank), "[] or [rank, round]")
-    _check(len(f.signal_at) in (0, 2) and (not f.signal_at or f.signal_at[1] in (10, 15)), "faults.signal_at",
-           list(f.signal_at), "[] or [round, 15 (SIGTERM) | 10 (SIGUSR1)]")
+    _check(len(f.signal_at) in (0, 2) and (not f.signal_at or f.signal_at[1] in (2, 10, 15)), "faults.signal_at",
+           list(f.signal_at), "[] or [round, 15 (SIGTERM) | 10 (SIGUSR1) | 2 (SIGINT)]")
     _check(job.train.threads >= 0, "train.threads", job.train.threads, "an integer >= 0 (0 = automatic)")
     _check(job.data.alpha > 0, "data.alpha", job.data.alpha, "a number > 0")
     _check(0 < job.data.test_fraction < 1, "data.test_fraction", job.data.test_fraction, "a number in (0, 1)")

@@ -1,7 +1,7 @@
-"""Signals that stop a run resumably: SIGTERM and SIGUSR1 on rank 0 become :class:`Interrupted`.
+"""Signals that stop a run resumably: SIGTERM, SIGUSR1 and SIGINT on rank 0 become :class:`Interrupted`.
 
 SLURM sends SIGUSR1 before a time limit (``--signal``) and SIGTERM at cancellation, preemption or
-the limit itself; ``mpirun`` sends SIGTERM to the survivors when a rank dies. Rank 0 turns either
+the limit itself; ``mpirun`` sends SIGTERM to the survivors when a rank dies; Ctrl-C sends SIGINT. Rank 0 turns either
 signal into an exception at the next Python instruction: its waits poll, so it is never stuck in
 MPI, and the round loop then saves a checkpoint of the last completed round. Workers ignore both
 signals so that they cannot die before rank 0 has saved; rank 0 ends them.
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import signal
 
-RESUMABLE_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+RESUMABLE_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 EXIT_INTERRUPTED = 75   # EX_TEMPFAIL: stopped with a checkpoint; run again with --resume
 
 
 class Interrupted(BaseException):
-    """Raised on rank 0 by SIGTERM or SIGUSR1 (a BaseException: ``except Exception`` must not eat it)."""
+    """Raised on rank 0 by SIGTERM, SIGUSR1 or SIGINT (a BaseException: ``except Exception`` must not eat it)."""
 
     def __init__(self, signum: int):
         super().__init__(f"received {signal.Signals(signum).name}")

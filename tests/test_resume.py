@@ -54,6 +54,7 @@ INTERRUPTIONS = [
     ("SIGTERM mid-round", ["faults.signal_at=[4,15]"], 75, "failed"),
     ("SIGUSR1 mid-round (requeue)", ["faults.signal_at=[1,10]"], 75, "interrupted"),
     ("SIGTERM in the first round", ["faults.signal_at=[0,15]"], 75, "failed"),
+    ("Ctrl-C (SIGINT) mid-round", ["faults.signal_at=[2,2]"], 75, "failed"),
 ]
 
 
