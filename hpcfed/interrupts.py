@@ -1,10 +1,10 @@
 """Signals that stop a run resumably: SIGTERM, SIGUSR1 and SIGINT on rank 0 become :class:`Interrupted`.
 
 SLURM sends SIGUSR1 before a time limit (``--signal``) and SIGTERM at cancellation, preemption or
-the limit itself; ``mpirun`` sends SIGTERM to the survivors when a rank dies; Ctrl-C sends SIGINT. Rank 0 turns either
-signal into an exception at the next Python instruction: its waits poll, so it is never stuck in
-MPI, and the round loop then saves a checkpoint of the last completed round. Workers ignore both
-signals so that they cannot die before rank 0 has saved; rank 0 ends them.
+the limit itself; ``mpirun`` sends SIGTERM to the survivors when a rank dies; Ctrl-C sends SIGINT.
+Rank 0 turns each into an exception at the next Python instruction: its waits poll, so it is never
+stuck in MPI, and the round loop then saves a checkpoint of the last completed round. Workers
+ignore these signals so that they cannot die before rank 0 has saved; rank 0 ends them.
 """
 from __future__ import annotations
 
