@@ -87,6 +87,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     clip_norm: float = 10.0     # gradient-norm clip; 0 = none
     max_update_ratio: float = 10.0  # reject a client whose update norm exceeds this x its slice's norm; 0 = off
+    batch_clients: int = 1      # clients with the same subnet trained together as one grouped network; 1 = one at a time
     device: str = "auto"        # auto | cpu | cuda
     threads: int = 1            # torch threads per rank (0 = node cores / ranks on the node); part of
                                 # the science: results are bit-identical across rank counts at equal threads
@@ -272,6 +273,7 @@ def validate(job: JobConfig) -> None:
         value = _get(job, key)
         _check(value in choices, key, value, " | ".join(choices))
     positive_ints = ["rounds", "clients.total", "clients.per_round", "train.local_epochs", "train.batch_size",
+                     "train.batch_clients",
                      "eval.every", "eval.batch_size", "model.stem", "model.divisor", "data.shards_per_client"]
     for key in positive_ints:
         _check(_get(job, key) >= 1, key, _get(job, key), "an integer >= 1")

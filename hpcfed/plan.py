@@ -5,6 +5,7 @@ which worker, and how many weight values each worker will receive. Weights never
 """
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ class ClientTask:
     spec: SubnetSpec
     weight: float        # normalised aggregation weight
     cost: float          # predicted training MACs (for mapping)
+    group: int = 0       # clients of one group train together (hpcfed.batched) on one worker
 
 
 @dataclass(frozen=True)
@@ -36,13 +38,34 @@ class RoundPlan:
     stop: bool = False
 
 
+def assign_groups(tasks: list[ClientTask], batch_clients: int) -> list[ClientTask]:
+    """Number groups of up to ``batch_clients`` tasks with the same spec, in slot order.
+
+    Groups depend only on the round's tasks, never on the number of ranks, so batched training
+    gives the same results however many ranks run.
+    """
+    open_groups: dict = {}       # spec -> (group id, members so far)
+    grouped, next_id = [], 0
+    for task in sorted(tasks, key=lambda t: t.slot):
+        gid, members = open_groups.get(task.spec, (None, 0))
+        if gid is None or members == batch_clients:
+            gid, members, next_id = next_id, 0, next_id + 1
+        open_groups[task.spec] = (gid, members + 1)
+        grouped.append(dataclasses.replace(task, group=gid))
+    return grouped
+
+
 def map_to_workers(tasks: list[ClientTask], workers: list[int]) -> dict[int, tuple[ClientTask, ...]]:
-    """Longest-processing-time-first: costliest task to the least loaded worker, so workers finish together."""
+    """Longest-processing-time-first over groups: the costliest group to the least loaded worker,
+    so workers finish together; a group stays on one worker."""
+    groups: dict[int, list[ClientTask]] = {}
+    for task in tasks:
+        groups.setdefault(task.group, []).append(task)
     heap = [(0.0, w) for w in workers]
     heapq.heapify(heap)
     mapping: dict[int, list[ClientTask]] = {w: [] for w in workers}
-    for task in sorted(tasks, key=lambda t: (-t.cost, t.slot)):
+    for members in sorted(groups.values(), key=lambda ts: (-sum(t.cost for t in ts), ts[0].slot)):
         load, worker = heapq.heappop(heap)
-        mapping[worker].append(task)
-        heapq.heappush(heap, (load + task.cost, worker))
+        mapping[worker].extend(members)
+        heapq.heappush(heap, (load + sum(t.cost for t in members), worker))
     return {w: tuple(sorted(ts, key=lambda t: t.slot)) for w, ts in mapping.items()}

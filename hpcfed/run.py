@@ -165,7 +165,7 @@ def _setup(comm: Comm, argv: list[str] | None) -> dict:
     setup = {"dry_run": args.dry_run, "banner": banner, "out": out, "resume": args.resume}
     if args.dry_run:
         return setup
-    host = ClientHost(model, strategy, data, job.seed, device) if comm.rank != 0 or comm.size == 1 else None
+    host = ClientHost(model, strategy, data, device) if comm.rank != 0 or comm.size == 1 else None
     setup["host"] = host
     if comm.rank == 0:
         from hpcfed.server import Server

@@ -30,7 +30,7 @@ from hpcfed.data import FederatedData
 from hpcfed.devices import Population, apply_deadline, round_time, sample_cohort
 from hpcfed.evaluation import evaluate
 from hpcfed.interrupts import Interrupted
-from hpcfed.plan import METRICS_PER_CLIENT, ClientTask, RoundPlan, fused_size, map_to_workers
+from hpcfed.plan import METRICS_PER_CLIENT, ClientTask, RoundPlan, assign_groups, fused_size, map_to_workers
 from hpcfed.results import ResultsWriter
 from hpcfed.seeding import rng
 from hpcfed.strategies import ClientSlot, Strategy
@@ -121,6 +121,7 @@ class Server:
             weights[chosen] = w / w.sum()
         tasks = [ClientTask(j, slots[i].client, specs[i], float(weights[i]),
                             float(self.train_macs(slots[i], specs[i]))) for j, i in enumerate(chosen)]
+        tasks = assign_groups(tasks, job.train.batch_clients if self.strategy.batchable else 1)
         # 5. train on the workers, one fused reduction back
         fused, mpi_bytes, ranks = self.dispatch(r, tasks)
         p = self.model.num_params

@@ -25,9 +25,8 @@ from hpcfed.supernet import ElasticResNet
 class ClientHost:
     """Trains clients on one device and accumulates their updates."""
 
-    def __init__(self, model: ElasticResNet, strategy: Strategy, data: FederatedData, seed: int,
-                 device: torch.device):
-        self.model, self.strategy, self.seed, self.device = model.to(device), strategy, seed, device
+    def __init__(self, model: ElasticResNet, strategy: Strategy, data: FederatedData, device: torch.device):
+        self.model, self.strategy, self.device = model.to(device), strategy, device
         self.job = strategy.job
         self.x, self.y = data.x_train.to(device), data.y_train.to(device)
         self.offsets = data.client_offsets
@@ -35,29 +34,55 @@ class ClientHost:
         self.base = torch.zeros(model.num_params)           # the global weights as received (CPU)
 
     def train(self, round_index: int, tasks: tuple[ClientTask, ...], slots: int) -> np.ndarray:
-        """Train ``tasks`` from ``self.base``; return the fused int64 buffer [sum | weight | metrics]."""
+        """Train ``tasks`` from ``self.base``; return the fused int64 buffer [sum | weight | metrics].
+
+        Tasks of one group (same subnet, see hpcfed.plan.assign_groups) train together as one
+        batched computation; the others one at a time.
+        """
         p = self.model.num_params
         fused = torch.zeros(fused_size(p, slots), dtype=torch.int64)
-        acc_sum, acc_weight, metrics = fused[:p], fused[p:2 * p], fused[2 * p:].view(slots, METRICS_PER_CLIENT)
+        groups: dict[int, list[ClientTask]] = {}
         for task in tasks:
+            groups.setdefault(task.group, []).append(task)
+        for members in groups.values():
+            for task in members:
+                faults.before_training(self.job.faults, round_index, task.client)
             with torch.no_grad():
                 self.model.flat.copy_(self.base)
-            faults.before_training(self.job.faults, round_index, task.client)
-            rows = self.indices[self.offsets[task.client]:self.offsets[task.client + 1]]
-            generator = torch_generator(self.seed, "train", round_index, task.client)
-            loss, seen = self.strategy.train_client(self.model, task.spec, self.x[rows], self.y[rows], generator)
-            index = self.model.flat_index(task.spec)
-            if len(index) == p:   # flat indices ascend, so a full-length index is everything
-                index = slice(None)
-            theta = self.model.flat.detach()[index if isinstance(index, slice) else index.to(self.device)].cpu()
-            start = self.base[index]
-            theta = faults.corrupt_update(self.job.faults, round_index, task.client, theta, start)
-            ok = seen == 0 or _is_sane(loss, theta, start, self.job.train.max_update_ratio)
-            if ok and seen:     # a client with too few samples for one batch contributes nothing
-                accumulate(acc_sum, acc_weight, index, theta, task.weight)
-            row = [loss * seen if ok and seen else 0.0, seen, 0.0 if ok else 1.0]
-            metrics[task.slot] = to_fixed(torch.tensor(row, dtype=torch.float64))
+            rows = [self.indices[self.offsets[t.client]:self.offsets[t.client + 1]] for t in members]
+            generators = [torch_generator(self.job.seed, "train", round_index, t.client) for t in members]
+            if len(members) > 1:
+                results = self.strategy.train_clients(self.model, members[0].spec, self.x, self.y, rows, generators)
+            else:
+                loss, seen = self.strategy.train_client(self.model, members[0].spec, self.x[rows[0]],
+                                                        self.y[rows[0]], generators[0])
+                results = [(self.model.flat.detach()[self._device_index(members[0].spec)], loss, seen)]
+            for task, (theta, loss, seen) in zip(members, results):
+                self._record(fused, slots, round_index, task, theta.cpu(), loss, seen)
         return fused.numpy()
+
+    def _device_index(self, spec) -> torch.Tensor | slice:
+        index = self._index(spec)
+        return index if isinstance(index, slice) else index.to(self.device)
+
+    def _index(self, spec) -> torch.Tensor | slice:
+        """The spec's flat positions; ``slice(None)`` when it covers everything (flat indices ascend)."""
+        index = self.model.flat_index(spec)
+        return slice(None) if len(index) == self.model.num_params else index
+
+    def _record(self, fused: torch.Tensor, slots: int, round_index: int, task: ClientTask, theta: torch.Tensor,
+                loss: float, seen: int) -> None:
+        """Check one client's update and add it to the fused buffer (rejected updates only count)."""
+        p = self.model.num_params
+        acc_sum, acc_weight, metrics = fused[:p], fused[p:2 * p], fused[2 * p:].view(slots, METRICS_PER_CLIENT)
+        index = self._index(task.spec)
+        start = self.base[index]
+        theta = faults.corrupt_update(self.job.faults, round_index, task.client, theta, start)
+        ok = seen == 0 or _is_sane(loss, theta, start, self.job.train.max_update_ratio)
+        if ok and seen:     # a client with too few samples for one batch contributes nothing
+            accumulate(acc_sum, acc_weight, index, theta, task.weight)
+        row = [loss * seen if ok and seen else 0.0, seen, 0.0 if ok else 1.0]
+        metrics[task.slot] = to_fixed(torch.tensor(row, dtype=torch.float64))
 
     def receive(self, comm: Comm, shipped: int) -> None:
         """Worker: take this round's weights from rank 0, the whole buffer or a masked slice."""

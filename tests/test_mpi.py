@@ -49,12 +49,15 @@ def test_masked_slices_travel_with_isend_irecv():
         assert np.array_equal(values, flat[mine])
 
 
-@pytest.mark.parametrize("strategy", ["superfed", "fedavg", "heterofl"])
-def test_a_job_over_all_ranks_equals_the_same_job_in_one_process(mpi_tmp_path, strategy):
+@pytest.mark.parametrize("strategy,batch_clients", [("superfed", 1), ("fedavg", 1), ("heterofl", 1), ("fedavg", 3),
+                                                    ("heterofl", 2)])
+def test_a_job_over_all_ranks_equals_the_same_job_in_one_process(mpi_tmp_path, strategy, batch_clients):
     from mpi4py import MPI
     from hpcfed.run import main
-    args = [*TINY, "--set", f"strategy.name={strategy}", "--set", "model.width_choices=[0.5,1.0]"]
-    world_out, self_out = mpi_tmp_path / f"{strategy}-world.h5", mpi_tmp_path / f"{strategy}-self.h5"
+    args = [*TINY, "--set", f"strategy.name={strategy}", "--set", "model.width_choices=[0.5,1.0]",
+            "--set", f"train.batch_clients={batch_clients}"]
+    name = f"{strategy}-{batch_clients}"
+    world_out, self_out = mpi_tmp_path / f"{name}-world.h5", mpi_tmp_path / f"{name}-self.h5"
     assert main([*args, "--out", str(world_out)], Comm(MPI.COMM_WORLD)) == 0
     if MPI.COMM_WORLD.Get_rank() == 0:
         assert main([*args, "--out", str(self_out)], Comm(MPI.COMM_SELF)) == 0

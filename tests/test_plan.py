@@ -1,14 +1,18 @@
 """The cost-aware mapping of clients to worker ranks (longest processing time first)."""
 from __future__ import annotations
 
-from hpcfed.plan import ClientTask, map_to_workers
+from hpcfed.plan import ClientTask, assign_groups, map_to_workers
 from hpcfed.supernet import Arch, SubnetSpec
 
 SPEC = SubnetSpec(Arch((1,), ((1.0,),), ((3,),)))
+OTHER = SubnetSpec(Arch((1,), ((0.5,),), ((3,),)))
 
 
-def tasks(costs):
-    return [ClientTask(slot=i, client=100 + i, spec=SPEC, weight=1.0, cost=c) for i, c in enumerate(costs)]
+def tasks(costs, specs=None):
+    """One task per cost, each in a group of its own (as assign_groups with batch_clients = 1 makes)."""
+    specs = specs or [SPEC] * len(costs)
+    return assign_groups([ClientTask(slot=i, client=100 + i, spec=s, weight=1.0, cost=c)
+                          for i, (c, s) in enumerate(zip(costs, specs))], batch_clients=1)
 
 
 def test_every_task_goes_to_exactly_one_worker_in_slot_order():
@@ -29,3 +33,18 @@ def test_costly_clients_are_spread_so_workers_finish_together():
 def test_more_workers_than_clients_leaves_some_idle():
     mapping = map_to_workers(tasks([1.0, 2.0]), [1, 2, 3, 4])
     assert sorted(len(ts) for ts in mapping.values()) == [0, 0, 1, 1]
+
+
+def test_groups_hold_up_to_batch_clients_tasks_of_one_spec_in_slot_order():
+    specs = [SPEC, OTHER, SPEC, SPEC, OTHER, SPEC]
+    grouped = assign_groups(tasks([1] * 6, specs), batch_clients=2)
+    assert [t.group for t in grouped] == [0, 1, 0, 2, 1, 2]
+    assert [t.group for t in assign_groups(grouped, batch_clients=1)] == [0, 1, 2, 3, 4, 5]
+
+
+def test_a_group_stays_on_one_worker():
+    grouped = assign_groups(tasks([5, 1, 1, 1, 1, 1]), batch_clients=3)     # groups {0,1,2}, {3,4,5}
+    mapping = map_to_workers(grouped, [1, 2, 3])
+    placed = {t.slot: w for w, ts in mapping.items() for t in ts}
+    assert placed[0] == placed[1] == placed[2] and placed[3] == placed[4] == placed[5]
+    assert placed[0] != placed[3]

@@ -29,8 +29,10 @@ DEVICE = Device(speed_macs_per_s=1e9, memory_bytes=1e8, down_bytes_per_s=1e6, up
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def make_job(total: int = 6, rounds: int = 10, train: TrainConfig | None = None, **strategy) -> JobConfig:
-    return dataclasses.replace(JobConfig(), rounds=rounds, clients=ClientsConfig(total=total, per_round=min(4, total)),
+def make_job(total: int = 6, rounds: int = 10, train: TrainConfig | None = None, seed: int = 0,
+             **strategy) -> JobConfig:
+    return dataclasses.replace(JobConfig(), seed=seed, rounds=rounds,
+                               clients=ClientsConfig(total=total, per_round=min(4, total)),
                                strategy=StrategyConfig(**strategy), train=train or TrainConfig())
 
 
@@ -264,11 +266,11 @@ def train_by_hand(space, base, spec, data, client, seed, round_index, scale=1.0)
 def test_client_host_fedavg_fuses_the_weighted_average_of_separately_trained_clients(digits):
     space = tiny_space("bn")
     assert digits.input_shape == space.input_shape and digits.num_classes == space.num_classes
-    job = make_job(total=4, train=TRAIN, name="fedavg", arch="largest")
+    job = make_job(total=4, train=TRAIN, seed=5, name="fedavg", arch="largest")
     strategy = FedAvg(job, space)
     model = ElasticResNet(space, torch.Generator().manual_seed(0))
     base = model.flat.detach().clone()
-    host = ClientHost(model, strategy, digits, seed=5, device=torch.device("cpu"))
+    host = ClientHost(model, strategy, digits, device=torch.device("cpu"))
     host.base.copy_(base)
     spec = strategy.assign(3, make_slots([2, 0]), fits_all, seeded_rng(0, "assign", 3))[0]
     assert spec == SubnetSpec(space.largest())
@@ -297,10 +299,10 @@ def test_client_host_fedavg_fuses_the_weighted_average_of_separately_trained_cli
 
 def test_client_host_metrics_keep_the_loss_sum_to_fixed_point_precision(digits):
     space = tiny_space("none")
-    strategy = FedAvg(make_job(total=4, train=TRAIN, name="fedavg"), space)
+    strategy = FedAvg(make_job(total=4, train=TRAIN, seed=1, name="fedavg"), space)
     model = ElasticResNet(space, torch.Generator().manual_seed(2))
     base = model.flat.detach().clone()
-    host = ClientHost(model, strategy, digits, seed=1, device=torch.device("cpu"))
+    host = ClientHost(model, strategy, digits, device=torch.device("cpu"))
     host.base.copy_(base)
     spec = SubnetSpec(space.largest())
     fused = host.train(0, (ClientTask(slot=0, client=3, spec=spec, weight=1.0, cost=1.0),), slots=1)
@@ -311,11 +313,11 @@ def test_client_host_metrics_keep_the_loss_sum_to_fixed_point_precision(digits):
 
 def test_client_host_masks_partial_subnets_to_their_flat_index(digits):
     space = tiny_space("rms", width_choices=(0.5, 1.0))
-    job = make_job(total=4, train=TRAIN, name="heterofl")
+    job = make_job(total=4, train=TRAIN, seed=7, name="heterofl")
     strategy = HeteroFL(job, space)
     model = ElasticResNet(space, torch.Generator().manual_seed(1))
     base = model.flat.detach().clone()
-    host = ClientHost(model, strategy, digits, seed=7, device=torch.device("cpu"))
+    host = ClientHost(model, strategy, digits, device=torch.device("cpu"))
     host.base.copy_(base)
     full = space.largest()
     half = SubnetSpec(Arch(full.depths, full.expands, full.kernels, 0.5))

@@ -5,7 +5,10 @@ loop) on the same client data, batch size, epochs and thread count, in this one 
 ratio of their sample rates is printed (1.0 = hpcfed costs nothing beyond the training itself).
 Both sides run after one warm-up round of the plain loop, so neither pays torch's first-call costs.
 
-    python tools/bench_efficiency.py [--rounds 20] [--threads 1] [--set key=value ...]
+    python tools/bench_efficiency.py [--rounds 20] [--threads 1] [--batch-clients 10] [--set key=value ...]
+
+``--batch-clients N`` also runs hpcfed with N clients trained at once (hpcfed.batched) and prints
+its speed-up; ``--set model.stem=8 --set model.widths=[8,16]`` gives the small digits CNN.
 """
 from __future__ import annotations
 
@@ -60,10 +63,25 @@ def plain_loop(job, rounds_of_clients: list[list[int]]) -> tuple[int, float]:
     return samples, time.perf_counter() - start
 
 
+def run_hpcfed(overrides: list[str], rounds: int) -> tuple[int, float, list[list[int]]]:
+    """One FedAvg run of hpcfed in this process: (client samples trained, seconds of rounds, cohorts)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "bench.h5"
+        if run_main([a for o in overrides for a in ("--set", o)] + ["--out", str(out)]) != 0:
+            raise SystemExit("bench_efficiency: the hpcfed run failed")
+        r = read_results(out)
+    c = r["clients"]
+    trained = c["made_deadline"]
+    cohorts = [list(c["client"][trained & (c["round"] == k)]) for k in range(rounds)]
+    return int(c["samples"][trained].sum()), float(r["rounds"]["wall_time_s"][-1]), cohorts
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch-clients", type=int, default=1,
+                        help="also run hpcfed training this many clients at once (train.batch_clients)")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args(argv)
     overrides = [*FEDAVG, f"rounds={args.rounds}", f"eval.every={args.rounds}", f"train.threads={args.threads}",
@@ -71,25 +89,22 @@ def main(argv: list[str] | None = None) -> int:
     job = load_job(None, overrides)
     torch.set_num_threads(args.threads)
     plain_loop(job, [list(range(job.clients.per_round))])   # warm up torch's kernels for both sides
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "bench.h5"
-        run_args = [a for o in overrides for a in ("--set", o)] + ["--out", str(out)]
-        start = time.perf_counter()
-        if run_main(run_args) != 0:
-            return 1
-        total = time.perf_counter() - start
-        r = read_results(out)
-    c = r["clients"]
-    trained = c["made_deadline"]
-    cohorts = [list(c["client"][trained & (c["round"] == k)]) for k in range(args.rounds)]
-    sim_samples, sim_seconds = int(c["samples"][trained].sum()), float(r["rounds"]["wall_time_s"][-1])
+    sim_samples, sim_seconds, cohorts = run_hpcfed(overrides, args.rounds)
     loop_samples, loop_seconds = plain_loop(job, cohorts)
-    sim_rate, loop_rate = sim_samples / sim_seconds, loop_samples / loop_seconds
-    print(f"model: largest subnet, {job.data.name}, batch {job.train.batch_size}, {args.threads} thread(s)")
-    print(f"hpcfed FedAvg : {sim_samples} samples in {sim_seconds:.2f} s of rounds ({total:.2f} s with start-up) "
-          f"= {sim_rate:.0f} samples/s")
-    print(f"plain torch   : {loop_samples} samples in {loop_seconds:.2f} s = {loop_rate:.0f} samples/s")
-    print(f"efficiency ratio (hpcfed / plain loop): {sim_rate / loop_rate:.3f}")
+    loop_rate = loop_samples / loop_seconds
+    space = f"stem {job.model.stem}, widths {list(job.model.widths)}, depths {list(job.model.depths)}"
+    print(f"model: largest subnet ({space}), {job.data.name}, batch {job.train.batch_size}, "
+          f"{args.threads} thread(s)")
+    print(f"plain torch loop        : {loop_samples} samples in {loop_seconds:.2f} s = {loop_rate:.0f} samples/s")
+    print(f"hpcfed, one at a time   : {sim_samples} samples in {sim_seconds:.2f} s = {sim_samples / sim_seconds:.0f} "
+          f"samples/s")
+    print(f"efficiency ratio (hpcfed one at a time / plain loop): {sim_samples / sim_seconds / loop_rate:.3f}")
+    if args.batch_clients > 1:
+        b_samples, b_seconds, _ = run_hpcfed([*overrides, f"train.batch_clients={args.batch_clients}"], args.rounds)
+        print(f"hpcfed, {args.batch_clients:>2} at once     : {b_samples} samples in {b_seconds:.2f} s = "
+              f"{b_samples / b_seconds:.0f} samples/s")
+        print(f"efficiency ratio (hpcfed batched / plain loop): {b_samples / b_seconds / loop_rate:.3f}")
+        print(f"batched speed-up over one at a time: {sim_seconds / b_seconds:.2f}x")
     return 0
 
 

@@ -16,6 +16,7 @@ import torch
 from hpcfed.config import JobConfig
 from hpcfed.devices import Device
 from hpcfed.supernet import Arch, ElasticResNet, ResNetSpace, SubnetSpec
+from hpcfed.batched import train_group
 from hpcfed.training import train_subnet
 
 Fits = Callable[["ClientSlot", Arch], bool]
@@ -35,6 +36,7 @@ class Strategy:
     """Base strategy: prefix slices, one subnet per client, sample-share weights."""
 
     name = "base"
+    batchable = True   # the local rule is plain SGD on one subnet, which hpcfed.batched can run for groups
 
     def __init__(self, job: JobConfig, space: ResNetSpace):
         self.job, self.space = job, space
@@ -56,6 +58,11 @@ class Strategy:
                      generator: torch.Generator) -> tuple[float, int]:
         """Local training rule; returns (mean loss, samples processed)."""
         return train_subnet(model, spec, x, y, self.job.train, generator, self.train_scale(spec))
+
+    def train_clients(self, model: ElasticResNet, spec: SubnetSpec, x: torch.Tensor, y: torch.Tensor,
+                      rows: list[torch.Tensor], generators: list[torch.Generator]) -> list[tuple[torch.Tensor, float, int]]:
+        """The same rule for a group sharing ``spec``, as one batched computation (only if ``batchable``)."""
+        return train_group(model, spec, x, y, rows, generators, self.job.train, self.train_scale(spec))
 
     def reference_subnets(self) -> list[SubnetSpec]:
         """The subnets the server evaluates, smallest to largest."""

@@ -22,18 +22,22 @@ from hpcfed.supernet.space import ResNetSpace
 
 
 def resnet_forward(p: dict[str, torch.Tensor], space: ResNetSpace, arch: Arch, x: torch.Tensor,
-                   scale: float = 1.0) -> torch.Tensor:
+                   scale: float = 1.0, groups: int = 1) -> torch.Tensor:
     """Logits of the network with (already sliced) parameters ``p`` on ``x`` (B, C, H, W).
 
     ``scale`` multiplies every convolution output (HeteroFL's training-time scaler 1/r).
+    ``groups`` > 1 runs that many independent copies at once (hpcfed.batched): every parameter
+    carries a leading copy dimension, ``x`` holds the copies' inputs side by side in its channels
+    (B, groups x C, H, W), convolutions are grouped, and the logits come back as (B, groups, classes).
     """
     def conv(h, name, stride=1):
         w = p[name]
-        out = F.conv2d(h, w, stride=stride, padding=w.shape[-1] // 2)
+        w = w.reshape(-1, *w.shape[-3:])                                   # copies stacked on out-channels
+        out = F.conv2d(h, w, stride=stride, padding=w.shape[-1] // 2, groups=groups)
         return out * scale if scale != 1.0 else out
 
     def norm(h, prefix):
-        return normalize(space.norm, h, [p[f"{prefix}.{q}"] for q in NORM_PARAMS[space.norm]])
+        return normalize(space.norm, h, [p[f"{prefix}.{q}"].reshape(-1) for q in NORM_PARAMS[space.norm]], groups)
 
     h = F.relu(norm(conv(x, "stem.conv"), "stem.norm"))                    # (B, stem, H, W)
     for s, stride in enumerate(space.strides):
@@ -44,8 +48,11 @@ def resnet_forward(p: dict[str, torch.Tensor], space: ResNetSpace, arch: Arch, x
             y = norm(conv(y, f"{pre}.conv2"), f"{pre}.norm2")               # (B, out, H', W')
             shortcut = norm(conv(h, f"{pre}.down", step), f"{pre}.down_norm") if b == 0 else h
             h = F.relu(y + shortcut)
-    h = h.mean(dim=(2, 3))                                                  # (B, out)
-    return F.linear(h, p["head.weight"], p["head.bias"])                    # (B, classes)
+    h = h.mean(dim=(2, 3))                                                  # (B, groups x out)
+    if groups == 1:
+        return F.linear(h, p["head.weight"], p["head.bias"])                # (B, classes)
+    h = h.view(len(h), groups, -1)                                          # (B, groups, out)
+    return torch.einsum("bgc,goc->bgo", h, p["head.weight"]) + p["head.bias"]   # (B, groups, classes)
 
 
 class ElasticResNet(nn.Module):

@@ -19,8 +19,12 @@ NORM_INIT: dict[str, float] = {"weight": 1.0, "bias": 0.0, "shift": 0.0, "scale"
 EPS = 1e-5
 
 
-def normalize(kind: str, x: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
-    """Apply normalisation ``kind`` to ``x`` (B, C, H, W) with its per-channel ``params`` (each (C,))."""
+def normalize(kind: str, x: torch.Tensor, params: list[torch.Tensor], groups: int = 1) -> torch.Tensor:
+    """Apply normalisation ``kind`` to ``x`` (B, C, H, W) with its per-channel ``params`` (each (C,)).
+
+    With ``groups`` > 1 the channels hold that many independent networks side by side: per-channel
+    statistics are unchanged, and the RMS of ``rms`` is taken over each network's own channels.
+    """
     if kind == "none":
         return x
     if kind == "bn":
@@ -29,6 +33,10 @@ def normalize(kind: str, x: torch.Tensor, params: list[torch.Tensor]) -> torch.T
     if kind == "rms":
         shift, scale, bias = params
         z = x - shift.view(1, -1, 1, 1)                                  # (B, C, H, W)
-        rms = z.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()          # (B, 1, 1, 1)
+        if groups == 1:
+            rms = z.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()      # (B, 1, 1, 1)
+        else:
+            rms = z.view(len(z), groups, -1).pow(2).mean(dim=2).sqrt()   # (B, groups)
+            rms = rms.repeat_interleave(x.shape[1] // groups, dim=1).view(len(z), -1, 1, 1)   # (B, C, 1, 1)
         return scale.view(1, -1, 1, 1) * z / (rms + EPS) + bias.view(1, -1, 1, 1)
     raise ValueError(f"unknown normalisation {kind!r}")
