@@ -6,7 +6,8 @@ weights and hyper-parameters are exported to a task file that the peer scripts i
 read, so every system trains the same model on the same clients with the same shuffles. Peers run
 in their own virtual environments (they are not dependencies of hpcfed), created on first use:
 
-    python tools/bench_peers.py                  # hpcfed (1 and 2 workers), pfl (1 and 2), Flower
+    python tools/bench_peers.py                  # hpcfed (1 and 2 workers, one client at a time and
+                                                 # 10 at once), pfl (1 and 2 workers), Flower (2 actors)
     python tools/bench_peers.py --peers pfl      # a subset; --venvs DIR to keep the venvs elsewhere
 
 Prints wall-clock seconds, training seconds and final accuracy of each, and the ratios to hpcfed.
@@ -43,9 +44,10 @@ MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
 PEER_PACKAGES = {"pfl": ["pfl[pytorch]==0.6.0", "numpy"], "flower": ["flwr[simulation]==1.41.0", "numpy"]}
 
 
-def run_hpcfed(ranks: int, out: Path) -> dict:
+def run_hpcfed(ranks: int, out: Path, batch_clients: int = 1) -> dict:
     """hpcfed on ``ranks`` processes (0 = one process, no mpirun); wall and training seconds, accuracy."""
-    cmd = [sys.executable, "-m", "hpcfed.run", *[a for kv in TASK for a in ("--set", kv)], "--out", str(out)]
+    task = [*TASK, f"train.batch_clients={batch_clients}"]
+    cmd = [sys.executable, "-m", "hpcfed.run", *[a for kv in task for a in ("--set", kv)], "--out", str(out)]
     if ranks:
         cmd = [str(Path(sys.executable).parent / "mpirun"), "-n", str(ranks), *cmd]
     start = time.perf_counter()
@@ -55,7 +57,8 @@ def run_hpcfed(ranks: int, out: Path) -> dict:
         raise SystemExit(f"bench_peers: hpcfed failed:\n{proc.stderr[-2000:]}")
     r = read_results(out)
     c = r["clients"]
-    return {"peer": "hpcfed", "workers": max(1, ranks - 1), "wall_s": wall,
+    name = "hpcfed" if batch_clients == 1 else f"hpcfed/{batch_clients}"
+    return {"peer": name, "workers": max(1, ranks - 1), "wall_s": wall,
             "train_s": float(r["rounds"]["wall_time_s"][-1]), "accuracy": float(r["eval"]["accuracy"][-1, -1]),
             "samples": int(c["samples"][c["made_deadline"]].sum()), "rounds": len(r["rounds"]["round"])}
 
@@ -112,6 +115,7 @@ def run_peer(name: str, python: Path, task: Path, workers: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--peers", default="pfl,flower", help="comma-separated subset of pfl,flower ('' = none)")
+    parser.add_argument("--batch-clients", type=int, default=10, help="hpcfed's train.batch_clients for its batched rows")
     parser.add_argument("--venvs", default=str(Path.home() / ".cache" / "hpcfed-peers"), type=Path)
     args = parser.parse_args(argv)
     peers = [p for p in args.peers.split(",") if p]
@@ -120,16 +124,18 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         rows.append(run_hpcfed(0, tmp / "serial.h5"))
         rows.append(run_hpcfed(3, tmp / "mpi.h5"))
+        for ranks in (0, 3):
+            rows.append(run_hpcfed(ranks, tmp / f"batched{ranks}.h5", batch_clients=args.batch_clients))
         export_task(tmp / "serial.h5", tmp / "task.npz")
         for name in peers:
             python = peer_python(name, args.venvs)
             for workers in ((1, 2) if name == "pfl" else (2,)):
                 rows.append(run_peer(name, python, tmp / "task.npz", workers))
-    best = min(r["wall_s"] for r in rows if r["peer"] == "hpcfed")
-    print(f"{'system':<8} {'workers':>7} {'wall s':>8} {'train s':>8} {'accuracy':>9} {'samples':>8} "
+    best = min(r["wall_s"] for r in rows if r["peer"].startswith("hpcfed"))
+    print(f"{'system':<10} {'workers':>7} {'wall s':>8} {'train s':>8} {'accuracy':>9} {'samples':>8} "
           f"{'wall / hpcfed best':>19}")
     for r in rows:
-        print(f"{r['peer']:<8} {r['workers']:>7} {r['wall_s']:>8.1f} {r['train_s']:>8.1f} {r['accuracy']:>9.4f} "
+        print(f"{r['peer']:<10} {r['workers']:>7} {r['wall_s']:>8.1f} {r['train_s']:>8.1f} {r['accuracy']:>9.4f} "
               f"{r['samples']:>8} {r['wall_s'] / best:>19.2f}")
     return 0
 
