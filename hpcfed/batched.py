@@ -61,7 +61,8 @@ def _group_losses(model, spec, params, members, xb, yb, scale) -> torch.Tensor:
         logits = resnet_forward({k: v[members[0]] for k, v in params.items()}, model.space, spec.arch, xb[0], scale)
         logits = logits.unsqueeze(0)                                      # (1, B, classes)
     else:
-        chosen = params if count == len(next(iter(params.values()))) else {k: v[members] for k, v in params.items()}
+        whole_group = count == next(iter(params.values())).shape[0]
+        chosen = params if whole_group else {k: v[members] for k, v in params.items()}
         packed = xb.transpose(0, 1).reshape(size, -1, *xb.shape[3:])     # (B, G' x C, H, W)
         logits = resnet_forward(chosen, model.space, spec.arch, packed, scale, groups=count).transpose(0, 1)
     ce = F.cross_entropy(logits.reshape(count * size, -1), yb.reshape(-1), reduction="none")

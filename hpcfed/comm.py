@@ -38,7 +38,6 @@ class Comm:
         node = self.comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
         self.local_rank, self.local_size = node.Get_rank(), node.Get_size()
         node.Free()
-        self.bytes_sent = 0   # bytes this rank put on the wire (for the mpi_bytes ledger)
 
     @property
     def is_server(self) -> bool:
@@ -69,7 +68,6 @@ class Comm:
                 requests.append(self.comm.Isend(np.ascontiguousarray(buf), dest=dest, tag=tag))
                 sent += buf.nbytes
         self._wait(requests)
-        self.bytes_sent += sent
         return sent
 
     def recv_from_server(self, buffers: list[tuple[np.ndarray, int]]) -> None:
@@ -82,8 +80,6 @@ class Comm:
             return buf
         out = np.empty_like(buf) if self.rank == 0 else None
         self._wait([self.comm.Ireduce(buf, out, op=MPI.SUM, root=0)])
-        if self.rank != 0:
-            self.bytes_sent += buf.nbytes
         return out
 
     def _wait(self, requests: list) -> None:

@@ -169,7 +169,8 @@ def _setup(comm: Comm, argv: list[str] | None) -> dict:
     setup["host"] = host
     if comm.rank == 0:
         from hpcfed.server import Server
-        subnets = [(s.arch.name, s.arch, cost(space, s).macs, cost(space, s).params) for s in references]
+        costs = [cost(space, s) for s in references]
+        subnets = [(s.arch.name, s.arch, c.macs, c.params) for s, c in zip(references, costs)]
         attrs = {"config_yaml": job.to_yaml(), "strategy": job.strategy.name, "seed": job.seed,
                  "world_size": comm.size, "normalization": space.norm, "final_model_sha256": "",
                  "started": time.strftime("%Y-%m-%dT%H:%M:%S")}

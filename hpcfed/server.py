@@ -48,7 +48,7 @@ class Server:
                  host: ClientHost | None, device: torch.device, checkpoint_file: Path,
                  resume_from: Snapshot | None = None, progress=print):
         self.job, self.comm, self.model, self.strategy = job, comm, model, strategy
-        self.data, self.population, self.writer, self.host = data, population, writer, host
+        self.population, self.writer, self.host = population, writer, host
         self.space = model.space
         self.samples = data.samples_per_client()
         self.references = strategy.reference_subnets()

@@ -1,10 +1,11 @@
-"""The client host: trains a worker's clients one after another and fills the fused buffer.
+"""The client host: trains a worker's clients and fills the fused buffer.
 
 A host keeps one supernet buffer, the received global weights and its share of the data; it
 never keeps a model per client, so its memory is O(supernet + data), not O(clients). For every
-client it resets the model to the global weights, runs the strategy's local training rule with
-the client's own random stream, and adds ``w * theta`` and ``w`` over the client's mask into the
-fixed-point accumulators (hpcfed.aggregate). Ranks >= 1 run :func:`serve`; with one process
+client (or group of clients sharing a subnet, trained at once by hpcfed.batched) it resets the
+model to the global weights, runs the strategy's local training rule with each client's own random
+stream, and adds ``w * theta`` and ``w`` over the client's mask into the fixed-point accumulators
+(hpcfed.aggregate). Ranks >= 1 run :func:`serve`; with one process
 the server calls :meth:`ClientHost.train` directly.
 """
 from __future__ import annotations
