@@ -53,6 +53,12 @@ class Comm:
             return obj
         return self.comm.bcast(obj, root=0)
 
+    def gather(self, obj):
+        """Every rank's small Python object, as a list on rank 0 (None elsewhere)."""
+        if self.size == 1:
+            return [obj]
+        return self.comm.gather(obj, root=0)
+
     def any_error(self, message: str | None) -> str | None:
         """Collective: the first non-empty error message over all ranks, or None on every rank."""
         if self.size == 1:

@@ -48,8 +48,10 @@ class DataConfig:
     alpha: float = 0.5          # Dirichlet concentration over labels
     shards_per_client: int = 2  # shards partition
     test_fraction: float = 0.2  # share held out as the server test set (digits, synthetic)
-    synthetic_alpha: float = 1.0
+    synthetic_alpha: float = 1.0  # synthetic: heterogeneity of models (alpha) and of inputs (beta)
     synthetic_beta: float = 1.0
+    synthetic_dim: int = 60       # synthetic: features per sample
+    synthetic_samples: int = 0    # synthetic: samples per client (0 = FedProx's lognormal sizes)
 
 
 @dataclass(frozen=True)
@@ -296,6 +298,9 @@ def validate(job: JobConfig) -> None:
            list(f.signal_at), "[] or [round, 15 (SIGTERM) | 10 (SIGUSR1) | 2 (SIGINT)]")
     _check(job.train.threads >= 0, "train.threads", job.train.threads, "an integer >= 0 (0 = automatic)")
     _check(job.data.alpha > 0, "data.alpha", job.data.alpha, "a number > 0")
+    for key in ("synthetic_alpha", "synthetic_beta", "synthetic_samples"):
+        _check(getattr(job.data, key) >= 0, f"data.{key}", getattr(job.data, key), "a number >= 0")
+    _check(job.data.synthetic_dim >= 1, "data.synthetic_dim", job.data.synthetic_dim, "an integer >= 1")
     _check(0 < job.data.test_fraction < 1, "data.test_fraction", job.data.test_fraction, "a number in (0, 1)")
     d = job.devices
     for key in ("speed_macs_per_s", "memory_mb", "down_mbps", "up_mbps"):

@@ -14,9 +14,16 @@ from hpcfed.supernet import SubnetSpec
 METRICS_PER_CLIENT = 3   # loss x samples, samples, rejected (non-finite update)
 
 
-def fused_size(num_params: int, slots: int) -> int:
-    """Length of the fused int64 reduction buffer: [weighted sums | weights | per-client metrics]."""
-    return 2 * num_params + slots * METRICS_PER_CLIENT
+def fused_size(num_params: int, slots: int, ranks: int) -> int:
+    """Length of the fused int64 reduction buffer:
+    [weighted sums | weights | per-client metrics | per-rank training seconds]."""
+    return 2 * num_params + slots * METRICS_PER_CLIENT + ranks
+
+
+def split_fused(fused, num_params: int, slots: int):
+    """Views of a fused buffer (NumPy or torch): sums (P,), weights (P,), metrics (slots, 3), rank seconds."""
+    p, end = num_params, 2 * num_params + slots * METRICS_PER_CLIENT
+    return fused[:p], fused[p:2 * p], fused[2 * p:end].reshape(slots, METRICS_PER_CLIENT), fused[end:]
 
 
 @dataclass(frozen=True)

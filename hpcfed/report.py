@@ -31,13 +31,18 @@ def summary(results: dict[str, Any]) -> str:
     n = len(rounds["round"])
     if n:
         lines.append("cost ledger:")
+        round_s, train_s = rounds["round_wall_s"].sum(), rounds["train_wall_s"].sum()
         lines.append(f"  rounds {n}, virtual time {_si(float(rounds['virtual_time_s'][-1]), 's')}, "
-                     f"wall time {float(rounds['wall_time_s'][-1]):.1f} s")
+                     f"wall time {float(rounds['wall_time_s'][-1]):.1f} s, of which local training on the slowest "
+                     f"rank {train_s / max(round_s, 1e-12):.1%}")
         lines.append(f"  client training {_si(float(rounds['macs'].sum()), 'MAC')}, "
                      f"down {_si(float(rounds['bytes_down'].sum()), 'B')}, up {_si(float(rounds['bytes_up'].sum()), 'B')}, "
                      f"MPI {_si(float(rounds['mpi_bytes'].sum()), 'B')}")
         lines.append(f"  clients aggregated {int(rounds['clients'].sum())}, dropped {int(rounds['dropped'].sum())}, "
                      f"rejected {int(rounds['rejected'].sum())}")
+    if "peak_rss_mb" in attrs:
+        peaks = np.atleast_1d(attrs["peak_rss_mb"])
+        lines.append(f"  peak memory per rank: {', '.join(f'{m:.0f}' for m in peaks)} MiB")
     if attrs.get("final_model_sha256"):
         lines.append(f"final_model_sha256 {attrs['final_model_sha256']}")
     return "\n".join(lines)

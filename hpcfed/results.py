@@ -3,7 +3,8 @@
 Layout (units and descriptions are attributes of every dataset)::
 
     /                 attrs: hpcfed_version, config_yaml, strategy, seed, world_size, normalization,
-                             status (running | finished | failed), final_model_sha256, started
+                             status (running | finished | failed), final_model_sha256, started,
+                             peak_rss_mb (per rank, MiB; written when the run finishes)
     rounds/<column>   one row per round: ROUND_COLUMNS
     clients/<column>  one row per sampled client per round: CLIENT_COLUMNS
     eval/round        (E,) rounds at which the reference subnets were evaluated
@@ -41,6 +42,10 @@ ROUND_COLUMNS: dict[str, tuple[Any, str, str]] = {
     "bytes_up": (np.int64, "B", "weights shipped back by clients (simulated)"),
     "mpi_bytes": (np.int64, "B", "bytes moved between MPI ranks"),
     "train_loss": (np.float64, "", "sample-weighted mean local training loss"),
+    "round_wall_s": (np.float64, "s", "wall-clock seconds of the round: from the previous round's row to this "
+                                      "one (planning, transfer, training, reduction, aggregation, evaluation, "
+                                      "the previous row's write and checkpoint)"),
+    "train_wall_s": (np.float64, "s", "wall-clock seconds the slowest rank spent in local training"),
 }
 CLIENT_COLUMNS: dict[str, tuple[Any, str, str]] = {
     "round": (np.int64, "", "round index"),

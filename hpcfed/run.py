@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ import torch
 from hpcfed import checkpoint, interrupts
 from hpcfed.comm import Comm, RankFailed, failure_message, install_abort_hook
 from hpcfed.config import JobConfig, load_job
-from hpcfed.data import load_federated_data
+from hpcfed.data import FederatedData, load_federated_data
 from hpcfed.devices import Population
 from hpcfed.errors import HpcfedError
 from hpcfed.report import summary
@@ -89,6 +90,11 @@ def check_output(path: Path, overwrite: bool, resume: bool) -> None:
         raise HpcfedError(f"--out {str(path)!r}: folder {str(parent)!r} is not writable")
 
 
+def peak_memory_mb() -> float:
+    """This process's peak resident memory so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main(argv: list[str] | None = None, comm: Comm | None = None) -> int:
     """Run the job on ``comm`` (default: MPI's world); returns the exit status."""
     comm = comm or Comm()
@@ -114,6 +120,7 @@ def main(argv: list[str] | None = None, comm: Comm | None = None) -> int:
         return 0
     if comm.rank != 0:
         serve(comm, setup["host"])
+        comm.gather(peak_memory_mb())
         return 0
     print(setup["banner"], flush=True)
     server, writer = setup["server"], setup["writer"]
@@ -133,10 +140,18 @@ def main(argv: list[str] | None = None, comm: Comm | None = None) -> int:
     except BaseException as err:
         writer.close("failed", error=failure_message(comm, err))
         raise
-    writer.close("finished", final_model_sha256=digest)
+    writer.close("finished", final_model_sha256=digest, peak_rss_mb=comm.gather(peak_memory_mb()))
     print(summary(read_results(setup["out"])), flush=True)
     print(f"results: {setup['out']}", flush=True)
     return 0
+
+
+def load_data(job: JobConfig) -> FederatedData:
+    """The job's federated data set (``data`` section, ``clients.total``, ``seed``)."""
+    d = job.data
+    return load_federated_data(d.name, d.path or None, d.partition, d.alpha, d.shards_per_client,
+                               job.clients.total, d.test_fraction, job.seed, d.synthetic_alpha, d.synthetic_beta,
+                               d.synthetic_dim, d.synthetic_samples)
 
 
 def _setup(comm: Comm, argv: list[str] | None) -> dict:
@@ -145,8 +160,7 @@ def _setup(comm: Comm, argv: list[str] | None) -> dict:
     threads = set_threads(job, comm)
     device = pick_device(job, comm)
     d = job.data
-    data = load_federated_data(d.name, d.path or None, d.partition, d.alpha, d.shards_per_client,
-                               job.clients.total, d.test_fraction, job.seed, d.synthetic_alpha, d.synthetic_beta)
+    data = load_data(job)
     space = build_space(job, data.input_shape, data.num_classes)
     population = Population(job.devices, job.clients.total, job.seed)
     model = ElasticResNet(space, torch_generator(job.seed, "init"))

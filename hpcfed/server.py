@@ -30,7 +30,7 @@ from hpcfed.data import FederatedData
 from hpcfed.devices import Population, apply_deadline, round_time, sample_cohort
 from hpcfed.evaluation import evaluate
 from hpcfed.interrupts import Interrupted
-from hpcfed.plan import METRICS_PER_CLIENT, ClientTask, RoundPlan, assign_groups, fused_size, map_to_workers
+from hpcfed.plan import ClientTask, RoundPlan, assign_groups, fused_size, map_to_workers, split_fused
 from hpcfed.results import ResultsWriter
 from hpcfed.seeding import rng
 from hpcfed.strategies import ClientSlot, Strategy
@@ -64,6 +64,7 @@ class Server:
             self.clock, self.next_round, wall_s = resume_from.clock, resume_from.round, resume_from.wall_s
             strategy.load_state_dict(resume_from.strategy)
         self.started = time.perf_counter() - wall_s
+        self.round_timed = time.perf_counter()   # when the last round's row was timed
         self.snapshot = self.take_snapshot()
         self.saved_round = self.next_round if resume_from else -1   # a fresh run has no checkpoint yet
 
@@ -124,13 +125,14 @@ class Server:
         tasks = assign_groups(tasks, job.train.batch_clients if self.strategy.batchable else 1)
         # 5. train on the workers, one fused reduction back
         fused, mpi_bytes, ranks = self.dispatch(r, tasks)
-        p = self.model.num_params
+        sums, covered, metrics, rank_seconds = split_fused(fused, self.model.num_params, len(tasks))
         # 6. the one aggregation rule
-        self.weights = divide_keep(torch.from_numpy(fused[:p]), torch.from_numpy(fused[p:2 * p]), self.weights)
-        metrics = fused[2 * p:].reshape(len(tasks), METRICS_PER_CLIENT) / SCALE
-        # 7. clock, log, evaluate
+        self.weights = divide_keep(torch.from_numpy(sums), torch.from_numpy(covered), self.weights)
+        # 7. clock, evaluate, log
         self.clock += duration
-        self.log_round(r, slots, specs, times, kept, chosen, weights, metrics, ranks, duration, mpi_bytes)
+        timing = {"train_wall_s": float(rank_seconds.max(initial=0) / SCALE)}
+        self.log_round(r, slots, specs, times, kept, chosen, weights, metrics / SCALE, ranks, duration, mpi_bytes,
+                       timing)
 
     # -- budgets and costs ----------------------------------------------------------------------
     def fits(self, slot: ClientSlot, arch: Arch) -> bool:
@@ -178,7 +180,7 @@ class Server:
         self.comm.bcast(plan)
         sent = self.comm.send_to_workers(messages)
         faults.mid_round(self.job.faults, r, 0)
-        fused = self.comm.reduce_sum(np.zeros(fused_size(p, len(tasks)), dtype=np.int64))
+        fused = self.comm.reduce_sum(np.zeros(fused_size(p, len(tasks), self.comm.size), dtype=np.int64))
         mpi_bytes = sent + (self.comm.size - 1) * (len(pickle.dumps(plan)) + fused.nbytes)
         ranks = np.zeros(len(tasks), dtype=np.int64)
         for worker, mine in mapping.items():
@@ -187,7 +189,7 @@ class Server:
         return fused, mpi_bytes, ranks
 
     # -- logging and evaluation -----------------------------------------------------------------
-    def log_round(self, r, slots, specs, times, kept, chosen, weights, metrics, ranks, duration, mpi_bytes):
+    def log_round(self, r, slots, specs, times, kept, chosen, weights, metrics, ranks, duration, mpi_bytes, timing):
         n = len(slots)
         samples, loss = np.zeros(n, dtype=np.int64), np.full(n, np.nan)
         rank, made = np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=bool)
@@ -213,16 +215,21 @@ class Server:
         arch_ids = np.array([self.writer.arch_id(s.arch) if s is not None else -1 for s in specs], dtype=np.int64)
         trained = made.sum()
         train_loss = float(np.nansum(loss * samples) / max(samples[made].sum(), 1)) if trained else math.nan
-        row = {"round": r, "virtual_time_s": self.clock, "wall_time_s": time.perf_counter() - self.started,
+        evaluated = (r + 1) % self.job.eval.every == 0 or r == self.job.rounds - 1
+        if evaluated:
+            self.last_accuracy = self.evaluate()
+        now = time.perf_counter()
+        row = {"round": r, "virtual_time_s": self.clock, "wall_time_s": now - self.started,
                "clients": int(trained), "dropped": int(n - kept.sum()), "rejected": int(kept.sum() - trained),
                "macs": float(macs.sum()), "bytes_down": int(down.sum()), "bytes_up": int(up.sum()),
-               "mpi_bytes": int(mpi_bytes), "train_loss": train_loss}
+               "mpi_bytes": int(mpi_bytes), "train_loss": train_loss,
+               "round_wall_s": now - self.round_timed, **timing}
+        self.round_timed = now
         clients = {"round": np.full(n, r), "client": np.array([s.client for s in slots], dtype=np.int64),
                    "rank": rank, "arch_id": arch_ids, "samples": samples, "macs": macs, "bytes_down": down,
                    "bytes_up": up, "sim_time_s": times, "made_deadline": made, "loss": loss, "weight": weights}
         self.writer.append_round(row, clients)
-        if (r + 1) % self.job.eval.every == 0 or r == self.job.rounds - 1:
-            self.last_accuracy = self.evaluate()
+        if evaluated:
             self.writer.append_eval(r, self.last_accuracy)
         self.report_progress(r, row)
 

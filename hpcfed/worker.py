@@ -1,7 +1,8 @@
 """The client host: trains a worker's clients and fills the fused buffer.
 
-A host keeps one supernet buffer, the received global weights and its share of the data; it
-never keeps a model per client, so its memory is O(supernet + data), not O(clients). For every
+A host keeps one supernet buffer and the received global weights, and takes each client's
+samples from the data set when it trains it (generated ones are made right here); it never keeps
+a model per client, so its memory is O(supernet + data), not O(clients). For every
 client (or group of clients sharing a subnet, trained at once by hpcfed.batched) it resets the
 model to the global weights, runs the strategy's local training rule with each client's own random
 stream, and adds ``w * theta`` and ``w`` over the client's mask into the fixed-point accumulators
@@ -10,6 +11,8 @@ the server calls :meth:`ClientHost.train` directly.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 
@@ -17,7 +20,7 @@ from hpcfed import faults
 from hpcfed.aggregate import FIXED_LIMIT, accumulate, to_fixed
 from hpcfed.comm import TAG_MASK, TAG_WEIGHTS, Comm
 from hpcfed.data import FederatedData
-from hpcfed.plan import METRICS_PER_CLIENT, ClientTask, RoundPlan, fused_size
+from hpcfed.plan import ClientTask, RoundPlan, fused_size, split_fused
 from hpcfed.seeding import torch_generator
 from hpcfed.strategies import Strategy
 from hpcfed.supernet import ElasticResNet
@@ -28,20 +31,20 @@ class ClientHost:
 
     def __init__(self, model: ElasticResNet, strategy: Strategy, data: FederatedData, device: torch.device):
         self.model, self.strategy, self.device = model.to(device), strategy, device
-        self.job = strategy.job
-        self.x, self.y = data.x_train.to(device), data.y_train.to(device)
-        self.offsets = data.client_offsets
-        self.indices = torch.from_numpy(data.client_indices.copy()).to(device)
+        self.job, self.data = strategy.job, data
         self.base = torch.zeros(model.num_params)           # the global weights as received (CPU)
 
-    def train(self, round_index: int, tasks: tuple[ClientTask, ...], slots: int) -> np.ndarray:
-        """Train ``tasks`` from ``self.base``; return the fused int64 buffer [sum | weight | metrics].
+    def train(self, round_index: int, tasks: tuple[ClientTask, ...], slots: int, rank: int = 0,
+              ranks: int = 1) -> np.ndarray:
+        """Train ``tasks`` from ``self.base``; return the fused int64 buffer (hpcfed.plan.fused_size)
+        with this ``rank``'s training seconds in its place of the last block.
 
         Tasks of one group (same subnet, see hpcfed.plan.assign_groups) train together as one
         batched computation; the others one at a time.
         """
+        started = time.perf_counter()
         p = self.model.num_params
-        fused = torch.zeros(fused_size(p, slots), dtype=torch.int64)
+        fused = torch.zeros(fused_size(p, slots, ranks), dtype=torch.int64)
         groups: dict[int, list[ClientTask]] = {}
         for task in tasks:
             groups.setdefault(task.group, []).append(task)
@@ -50,16 +53,20 @@ class ClientHost:
                 faults.before_training(self.job.faults, round_index, task.client)
             with torch.no_grad():
                 self.model.flat.copy_(self.base)
-            rows = [self.indices[self.offsets[t.client]:self.offsets[t.client + 1]] for t in members]
+            xs, ys = zip(*(self.data.client_data(t.client) for t in members))
             generators = [torch_generator(self.job.seed, "train", round_index, t.client) for t in members]
             if len(members) > 1:
-                results = self.strategy.train_clients(self.model, members[0].spec, self.x, self.y, rows, generators)
+                ends = np.cumsum([0] + [len(y) for y in ys])
+                rows = [torch.arange(a, b, device=self.device) for a, b in zip(ends, ends[1:])]
+                results = self.strategy.train_clients(self.model, members[0].spec, torch.cat(xs).to(self.device),
+                                                      torch.cat(ys).to(self.device), rows, generators)
             else:
-                loss, seen = self.strategy.train_client(self.model, members[0].spec, self.x[rows[0]],
-                                                        self.y[rows[0]], generators[0])
+                loss, seen = self.strategy.train_client(self.model, members[0].spec, xs[0].to(self.device),
+                                                        ys[0].to(self.device), generators[0])
                 results = [(self.model.flat.detach()[self._device_index(members[0].spec)], loss, seen)]
             for task, (theta, loss, seen) in zip(members, results):
                 self._record(fused, slots, round_index, task, theta.cpu(), loss, seen)
+        split_fused(fused, p, slots)[3][rank] = to_fixed(torch.tensor(time.perf_counter() - started))
         return fused.numpy()
 
     def _device_index(self, spec) -> torch.Tensor | slice:
@@ -75,7 +82,7 @@ class ClientHost:
                 loss: float, seen: int) -> None:
         """Check one client's update and add it to the fused buffer (rejected updates only count)."""
         p = self.model.num_params
-        acc_sum, acc_weight, metrics = fused[:p], fused[p:2 * p], fused[2 * p:].view(slots, METRICS_PER_CLIENT)
+        acc_sum, acc_weight, metrics, _ = split_fused(fused, p, slots)
         index = self._index(task.spec)
         start = self.base[index]
         theta = faults.corrupt_update(self.job.faults, round_index, task.client, theta, start)
@@ -116,4 +123,4 @@ def serve(comm: Comm, host: ClientHost) -> None:
         if plan.shipped.get(comm.rank, 0):
             host.receive(comm, plan.shipped[comm.rank])
         faults.mid_round(host.job.faults, plan.round, comm.rank)
-        comm.reduce_sum(host.train(plan.round, tasks, plan.slots))
+        comm.reduce_sum(host.train(plan.round, tasks, plan.slots, comm.rank, comm.size))

@@ -1,25 +1,20 @@
 """Small files in real formats, written by tests (nothing is downloaded)."""
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
 
+from hpcfed.data.cifar import write_cifar10_batch
 from hpcfed.supernet import ResNetSpace
 
 
 def write_batch(file, n: int, seed: int, data=None, protocol: int = 2) -> None:
-    """Writes one batch in the standard cifar-10-batches-py pickle format."""
+    """Writes one batch of n random images in the standard cifar-10-batches-py pickle format."""
     rng = np.random.default_rng(seed)
-    batch = {
-        b"batch_label": b"fake batch",
-        b"labels": [int(v) for v in rng.integers(0, 10, n)],
-        b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8) if data is None else data,
-        b"filenames": [b"img_%d.png" % i for i in range(n)],
-    }
-    with open(file, "wb") as handle:
-        pickle.dump(batch, handle, protocol=protocol)
+    labels = rng.integers(0, 10, n)
+    images = rng.integers(0, 256, (n, 3072), dtype=np.uint8) if data is None else data
+    write_cifar10_batch(file, images, labels, protocol)
 
 
 def write_cifar10(folder: Path, per_batch: int = 20) -> Path:

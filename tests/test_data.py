@@ -225,30 +225,50 @@ def synthetic(**overrides) -> FederatedData:
     return load("synthetic", None, "natural", **args)
 
 
+def all_clients(data: FederatedData) -> tuple[torch.Tensor, torch.Tensor]:
+    xs, ys = zip(*(data.client_data(k) for k in range(data.num_clients)))
+    return torch.cat(xs), torch.cat(ys)
+
+
 def test_synthetic_shapes_labels_and_split():
     data = synthetic(synthetic_samples=10)
     assert data.input_shape == (1, 1, 20) and data.num_classes == 10
-    assert data.x_train.shape == (30 * 8, 1, 1, 20) and data.x_test.shape == (30 * 2, 1, 1, 20)
+    x_train, y_train = all_clients(data)
+    assert x_train.shape == (30 * 8, 1, 1, 20) and data.x_test.shape == (30 * 2, 1, 1, 20)
+    assert x_train.dtype == torch.float32 and y_train.dtype == torch.int64
     assert np.all(data.samples_per_client() == 8)
-    assert np.array_equal(data.client_indices, np.arange(240))
-    for y in (data.y_train, data.y_test):
+    for y in (y_train, data.y_test):
         assert int(y.min()) >= 0 and int(y.max()) <= 9
-    assert_normalised(data)
+    # normalised per feature with the training samples' statistics
+    assert np.allclose(x_train.double().mean(dim=0).numpy(), 0.0, atol=1e-5)
+    assert np.allclose(x_train.double().std(dim=0, unbiased=False).numpy(), 1.0, atol=1e-5)
 
 
 def test_synthetic_lognormal_sizes():
     data = synthetic(num_clients=200)
     sizes = data.samples_per_client()  # 50..1000 samples, of which floor(0.2 * size) go to test
     assert sizes.min() >= 40 and sizes.max() <= 800 and len(np.unique(sizes)) > 20
-    assert len(np.unique(data.y_train.numpy())) == 10
+    assert len(np.unique(all_clients(data)[1].numpy())) == 10
 
 
 def test_synthetic_is_deterministic_and_seed_dependent():
     first, again, other = synthetic(seed=1), synthetic(seed=1), synthetic(seed=2)
-    assert torch.equal(first.x_train, again.x_train) and torch.equal(first.y_train, again.y_train)
+    for k in (0, 7, 29):
+        assert all(torch.equal(a, b) for a, b in zip(first.client_data(k), again.client_data(k)))
     assert torch.equal(first.x_test, again.x_test)
     assert np.array_equal(first.client_offsets, again.client_offsets)
-    assert first.x_train.shape != other.x_train.shape or not torch.equal(first.x_train, other.x_train)
+    assert not torch.equal(first.client_data(0)[0][:5], other.client_data(0)[0][:5])
+
+
+def test_synthetic_client_data_does_not_depend_on_the_population_size():
+    """Each client draws from its own stream, so client k is the same in 300 or 100k clients, and a
+    large population costs no memory for samples: the test set pools only the first 1000 clients."""
+    small, large = synthetic(num_clients=300, synthetic_samples=5), synthetic(num_clients=100_000, synthetic_samples=5)
+    assert torch.equal(small.client_data(123)[1], large.client_data(123)[1])
+    assert len(large.x_test) == 1000 and large.num_clients == 100_000
+    assert large.client_data(99_999)[0].shape == (4, 1, 1, 20)
+    with pytest.raises(IndexError):
+        large.client_data(100_000)
 
 
 # ---------------------------------------------------------------- cifar10

@@ -11,7 +11,7 @@ from hpcfed.aggregate import SCALE, maxnet_beta, to_fixed
 from hpcfed.config import ClientsConfig, JobConfig, StrategyConfig, TrainConfig
 from hpcfed.data import load_federated_data
 from hpcfed.devices import Device
-from hpcfed.plan import METRICS_PER_CLIENT, ClientTask
+from hpcfed.plan import METRICS_PER_CLIENT, ClientTask, split_fused
 from hpcfed.seeding import rng as seeded_rng
 from hpcfed.seeding import torch_generator
 from hpcfed.strategies import STRATEGIES, ClientSlot, make_strategy
@@ -278,7 +278,7 @@ def test_client_host_fedavg_fuses_the_weighted_average_of_separately_trained_cli
              ClientTask(slot=1, client=0, spec=spec, weight=0.75, cost=1.0))
     fused = host.train(3, tasks, slots=2)
     p = model.num_params
-    assert fused.dtype == np.int64 and fused.shape == (2 * p + 2 * METRICS_PER_CLIENT,)
+    assert fused.dtype == np.int64 and fused.shape == (2 * p + 2 * METRICS_PER_CLIENT + 1,)
     sums, weights = fused[:p], fused[p:2 * p]
     assert np.all(weights == to_fixed(torch.tensor(1.0)).item())      # full masks, 0.25 + 0.75
     fedavg = sums.astype(np.float64) / weights.astype(np.float64)
@@ -290,7 +290,7 @@ def test_client_host_fedavg_fuses_the_weighted_average_of_separately_trained_cli
     assert np.abs(fedavg - expected).max() <= 1e-6
     np.testing.assert_allclose(np.average(np.stack([theta2.numpy(), theta0.numpy()]), axis=0, weights=[1, 3]),
                                fedavg, rtol=0, atol=1e-6)
-    metrics = fused[2 * p:].reshape(2, METRICS_PER_CLIENT) / SCALE
+    metrics = split_fused(fused, p, 2)[2] / SCALE
     assert metrics[0, 1] == seen2 == len(digits.client_samples(2))
     assert metrics[1, 1] == seen0 == len(digits.client_samples(0))
     np.testing.assert_allclose(metrics[:, 0], [loss2 * seen2, loss0 * seen0], rtol=1e-6)

@@ -8,7 +8,11 @@ Both sides run after one warm-up round of the plain loop, so neither pays torch'
     python tools/bench_efficiency.py [--rounds 20] [--threads 1] [--batch-clients 10] [--set key=value ...]
 
 ``--batch-clients N`` also runs hpcfed with N clients trained at once (hpcfed.batched) and prints
-its speed-up; ``--set model.stem=8 --set model.widths=[8,16]`` gives the small digits CNN.
+its speed-up; ``--set model.stem=8 --set model.widths=[8,16]`` gives the small digits CNN. A CIFAR-sized
+ResNet on random CIFAR-format images (no download needed):
+
+    python tools/bench_efficiency.py --random-cifar 1000 --rounds 5 --set model.stem=16 \
+        --set "model.widths=[16,32,64]" --set "model.depths=[1,1,1]" --set "model.strides=[1,2,2]"
 """
 from __future__ import annotations
 
@@ -24,9 +28,9 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hpcfed.config import load_job  # noqa: E402
-from hpcfed.data import load_federated_data  # noqa: E402
+from hpcfed.data.cifar import write_random_cifar10  # noqa: E402
 from hpcfed.results import read_results  # noqa: E402
-from hpcfed.run import build_space, main as run_main  # noqa: E402
+from hpcfed.run import build_space, load_data, main as run_main  # noqa: E402
 from hpcfed.seeding import torch_generator  # noqa: E402
 from hpcfed.supernet import ElasticResNet, SubnetSpec  # noqa: E402
 
@@ -37,17 +41,14 @@ FEDAVG = ["strategy.name=fedavg", "strategy.arch=largest", "clients.total=50", "
 
 def plain_loop(job, rounds_of_clients: list[list[int]]) -> tuple[int, float]:
     """Train the largest subnet as a plain module over the same clients' data; (samples, seconds)."""
-    d = job.data
-    data = load_federated_data(d.name, d.path or None, d.partition, d.alpha, d.shards_per_client,
-                               job.clients.total, d.test_fraction, job.seed)
+    data = load_data(job)
     space = build_space(job, data.input_shape, data.num_classes)
     model = ElasticResNet(space, torch_generator(job.seed, "init")).extract(SubnetSpec(space.largest()))
     opt = torch.optim.SGD(model.parameters(), lr=job.train.lr)
     samples, start = 0, time.perf_counter()
     for cohort in rounds_of_clients:
         for client in cohort:
-            rows = torch.from_numpy(data.client_samples(client).copy())
-            x, y = data.x_train[rows], data.y_train[rows]
+            x, y = data.client_data(client)
             for _ in range(job.train.local_epochs):
                 order = torch.randperm(len(y))
                 for s in range(0, len(y), job.train.batch_size):
@@ -82,10 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-clients", type=int, default=1,
                         help="also run hpcfed training this many clients at once (train.batch_clients)")
+    parser.add_argument("--random-cifar", type=int, default=0, metavar="N",
+                        help="train on a CIFAR-10-format folder of N random images per batch, written to a "
+                             "temporary folder (for machines without CIFAR-10; give --set data.path= for the real one)")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args(argv)
-    overrides = [*FEDAVG, f"rounds={args.rounds}", f"eval.every={args.rounds}", f"train.threads={args.threads}",
-                 *args.overrides]
+    overrides = [*FEDAVG, f"rounds={args.rounds}", f"eval.every={args.rounds}", f"train.threads={args.threads}"]
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.random_cifar:
+            overrides += ["data.name=cifar10", f"data.path={write_random_cifar10(Path(tmp) / 'cifar', args.random_cifar)}"]
+        return measure(args, [*overrides, *args.overrides])
+
+
+def measure(args, overrides: list[str]) -> int:
     job = load_job(None, overrides)
     torch.set_num_threads(args.threads)
     plain_loop(job, [list(range(job.clients.per_round))])   # warm up torch's kernels for both sides

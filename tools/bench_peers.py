@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hpcfed.config import load_job  # noqa: E402
-from hpcfed.data import load_federated_data  # noqa: E402
+from hpcfed.launch import run_hpcfed as run_program  # noqa: E402
 from hpcfed.results import read_results  # noqa: E402
-from hpcfed.run import build_space  # noqa: E402
+from hpcfed.run import build_space, load_data  # noqa: E402
 from hpcfed.seeding import torch_generator  # noqa: E402
 from hpcfed.supernet import ElasticResNet, SubnetSpec  # noqa: E402
 
@@ -39,19 +39,14 @@ TASK = ["strategy.name=fedavg", "strategy.arch=largest", "clients.total=50", "cl
         "clients.overselect=0", "data.partition=iid", "train.local_epochs=2", "train.batch_size=8",
         "train.lr=0.1", "rounds=40", "eval.every=40", "devices.availability=always",
         "devices.memory_mb=[1000,1000]", "train.threads=1", "train.max_update_ratio=0"]
-MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-           "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe"}
 PEER_PACKAGES = {"pfl": ["pfl[pytorch]==0.6.0", "numpy"], "flower": ["flwr[simulation]==1.41.0", "numpy"]}
 
 
 def run_hpcfed(ranks: int, out: Path, batch_clients: int = 1) -> dict:
     """hpcfed on ``ranks`` processes (0 = one process, no mpirun); wall and training seconds, accuracy."""
     task = [*TASK, f"train.batch_clients={batch_clients}"]
-    cmd = [sys.executable, "-m", "hpcfed.run", *[a for kv in task for a in ("--set", kv)], "--out", str(out)]
-    if ranks:
-        cmd = [str(Path(sys.executable).parent / "mpirun"), "-n", str(ranks), *cmd]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **MPI_ENV}, capture_output=True, text=True)
+    proc = run_program([*[a for kv in task for a in ("--set", kv)], "--out", str(out)], ranks)
     wall = time.perf_counter() - start
     if proc.returncode:
         raise SystemExit(f"bench_peers: hpcfed failed:\n{proc.stderr[-2000:]}")
@@ -66,9 +61,7 @@ def run_hpcfed(ranks: int, out: Path, batch_clients: int = 1) -> dict:
 def export_task(run: Path, task: Path) -> None:
     """Write the task file the peer scripts read (format in tools/peers/README.md)."""
     job = load_job(None, TASK)
-    d = job.data
-    data = load_federated_data(d.name, None, d.partition, d.alpha, d.shards_per_client, job.clients.total,
-                               d.test_fraction, job.seed)
+    data = load_data(job)
     space = build_space(job, data.input_shape, data.num_classes)
     init = ElasticResNet(space, torch_generator(job.seed, "init")).extract(SubnetSpec(space.largest())).flat_values()
     c = read_results(run)["clients"]

