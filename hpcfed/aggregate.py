@@ -36,16 +36,34 @@ def accumulate(acc_sum: torch.Tensor, acc_weight: torch.Tensor, index: torch.Ten
     ``index`` holds the flat positions the client trained (its mask; distinct positions, or
     ``slice(None)`` for all of them), ``theta`` its trained parameters at those positions.
     """
-    acc_sum[index] += torch.round(theta.to(torch.float64) * (weight * SCALE)).to(torch.int64)
-    acc_weight[index] += to_fixed(torch.tensor(weight, dtype=torch.float64))
+    add_term(acc_sum, index, theta, weight)
+    add_weight(acc_weight, index, fixed_weight(weight))
+
+
+def add_term(acc_sum: torch.Tensor, index: torch.Tensor | slice, theta: torch.Tensor, weight: float) -> None:
+    """``acc_sum[index] += w * theta`` in fixed point: what a worker adds for one client."""
+    term = theta.to(torch.float64, copy=True).mul_(weight * SCALE).round_().to(torch.int64)
+    if isinstance(index, slice):
+        acc_sum[index] += term
+    else:
+        acc_sum.index_add_(0, index, term)
+
+
+def fixed_weight(weight: float) -> int:
+    """A client's weight in fixed point; sums of these are exact, so weights may be added in any grouping."""
+    return int(round(weight * SCALE))
+
+
+def add_weight(acc_weight: torch.Tensor, index: torch.Tensor | slice, fixed: int) -> None:
+    """``acc_weight[index] += fixed``: the denominators, from the (summed) fixed-point weights of clients
+    that trained those positions. The server adds them itself from the plan, so they never travel."""
+    acc_weight[index] += fixed
 
 
 def divide_keep(acc_sum: torch.Tensor, acc_weight: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
     """New weights: weighted mean where some client contributed, the old value elsewhere."""
-    covered = acc_weight > 0
-    new = old.clone()
-    new[covered] = (acc_sum[covered].to(torch.float64) / acc_weight[covered].to(torch.float64)).to(old.dtype)
-    return new
+    mean = (acc_sum.to(torch.float64) / acc_weight.to(torch.float64)).to(old.dtype)   # nan where uncovered
+    return torch.where(acc_weight > 0, mean, old)
 
 
 def masked_average(thetas: list[np.ndarray], masks: list[np.ndarray], weights: list[float],

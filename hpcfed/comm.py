@@ -1,7 +1,7 @@
 """All of hpcfed's MPI: plan broadcast, nonblocking weight shipping, the fused reduction, abort.
 
 The only module that imports mpi4py. Small Python objects (the round plan) travel pickled with
-the lowercase methods; weights, masks and the fused reduction buffer travel as contiguous NumPy
+the lowercase methods; slice values and the fused reduction buffer travel as contiguous NumPy
 buffers with the uppercase ones (``Isend``/``Irecv``, ``Ireduce``), never pickled. With one process
 (``python -m hpcfed.run`` or ``mpirun -n 1``) the same calls degrade to local no-ops.
 
@@ -20,7 +20,7 @@ import traceback
 import numpy as np
 from mpi4py import MPI
 
-TAG_MASK, TAG_WEIGHTS, TAG_FAIL = 11, 12, 13
+TAG_WEIGHTS, TAG_FAIL = 12, 13
 POLL_S = 0.002          # rank 0's polling interval while workers compute
 REPORT_GRACE_S = 10.0   # how long a failing worker waits for rank 0 to end the job before aborting itself
 

@@ -9,6 +9,8 @@ import dataclasses
 import heapq
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from hpcfed.supernet import SubnetSpec
 
 METRICS_PER_CLIENT = 3   # loss x samples, samples, rejected (non-finite update)
@@ -16,14 +18,21 @@ METRICS_PER_CLIENT = 3   # loss x samples, samples, rejected (non-finite update)
 
 def fused_size(num_params: int, slots: int, ranks: int) -> int:
     """Length of the fused int64 reduction buffer:
-    [weighted sums | weights | per-client metrics | per-rank training seconds]."""
-    return 2 * num_params + slots * METRICS_PER_CLIENT + ranks
+    [weighted sums of the updates | per-client metrics | per-rank training seconds]. The weights'
+    sums (the denominators) do not travel: rank 0 adds them from the plan (hpcfed.aggregate.add_weight)."""
+    return num_params + slots * METRICS_PER_CLIENT + ranks
 
 
 def split_fused(fused, num_params: int, slots: int):
-    """Views of a fused buffer (NumPy or torch): sums (P,), weights (P,), metrics (slots, 3), rank seconds."""
-    p, end = num_params, 2 * num_params + slots * METRICS_PER_CLIENT
-    return fused[:p], fused[p:2 * p], fused[2 * p:end].reshape(slots, METRICS_PER_CLIENT), fused[end:]
+    """Views of a fused buffer (NumPy or torch): weighted sums (P,), metrics (slots, 3), rank seconds."""
+    end = num_params + slots * METRICS_PER_CLIENT
+    return fused[:num_params], fused[num_params:end].reshape(slots, METRICS_PER_CLIENT), fused[end:]
+
+
+def contributed(metrics: np.ndarray) -> np.ndarray:
+    """Which clients' updates went into the sums, from their metrics (in real units, not fixed point):
+    trained on at least one batch and not rejected."""
+    return (metrics[:, 1] > 0) & (metrics[:, 2] < 0.5)
 
 
 @dataclass(frozen=True)
@@ -40,7 +49,7 @@ class ClientTask:
 class RoundPlan:
     round: int
     tasks: dict[int, tuple[ClientTask, ...]] = field(default_factory=dict)   # worker rank -> its tasks
-    shipped: dict[int, int] = field(default_factory=dict)   # worker rank -> weight values it receives
+    shipped: dict[int, int] = field(default_factory=dict)   # worker rank -> values of its slices' union it receives
     slots: int = 0
     stop: bool = False
 

@@ -41,6 +41,8 @@ ROUND_COLUMNS: dict[str, tuple[Any, str, str]] = {
     "bytes_down": (np.int64, "B", "weights shipped to clients (simulated)"),
     "bytes_up": (np.int64, "B", "weights shipped back by clients (simulated)"),
     "mpi_bytes": (np.int64, "B", "bytes moved between MPI ranks"),
+    "slice_bytes": (np.int64, "B", "bytes the slices need between ranks: 4 per element of each worker's union "
+                                   "of its clients' slices, down and up (0 in one process)"),
     "train_loss": (np.float64, "", "sample-weighted mean local training loss"),
     "round_wall_s": (np.float64, "s", "wall-clock seconds of the round: from the previous round's row to this "
                                       "one (planning, transfer, training, reduction, aggregation, evaluation, "

@@ -4,7 +4,8 @@ Each round: (1) sample the cohort among online clients with over-selection; (2) 
 assigns every client a subnet its budget fits; (3) the device model gives each client's virtual
 round time, the deadline decides who is kept; (4) the strategy weights the kept clients; (5) the
 plan goes out, each worker receives the union of its clients' slices, trains them and one fused
-reduction brings back the weighted sums; (6) the one aggregation rule updates the global weights;
+reduction brings back the weighted sums; (6) rank 0 adds the denominators from the plan and the one
+aggregation rule updates the global weights;
 (7) the virtual clock advances and the round is logged, evaluated every ``eval.every`` rounds.
 After each round the server state is kept as a :class:`Snapshot`; it is saved every
 ``checkpoint.every`` rounds and when a signal interrupts the run (hpcfed.interrupts).
@@ -22,15 +23,15 @@ import numpy as np
 import torch
 
 from hpcfed import checkpoint, faults
-from hpcfed.aggregate import SCALE, divide_keep
+from hpcfed.aggregate import SCALE, add_weight, divide_keep, fixed_weight
 from hpcfed.checkpoint import Snapshot
-from hpcfed.comm import TAG_MASK, TAG_WEIGHTS, Comm
+from hpcfed.comm import TAG_WEIGHTS, Comm
 from hpcfed.config import JobConfig
 from hpcfed.data import FederatedData
 from hpcfed.devices import Population, apply_deadline, round_time, sample_cohort
 from hpcfed.evaluation import evaluate
 from hpcfed.interrupts import Interrupted
-from hpcfed.plan import ClientTask, RoundPlan, assign_groups, fused_size, map_to_workers, split_fused
+from hpcfed.plan import ClientTask, RoundPlan, assign_groups, contributed, fused_size, map_to_workers, split_fused
 from hpcfed.results import ResultsWriter
 from hpcfed.seeding import rng
 from hpcfed.strategies import ClientSlot, Strategy
@@ -124,15 +125,26 @@ class Server:
                             float(self.train_macs(slots[i], specs[i]))) for j, i in enumerate(chosen)]
         tasks = assign_groups(tasks, job.train.batch_clients if self.strategy.batchable else 1)
         # 5. train on the workers, one fused reduction back
-        fused, mpi_bytes, ranks = self.dispatch(r, tasks)
-        sums, covered, metrics, rank_seconds = split_fused(fused, self.model.num_params, len(tasks))
+        fused, traffic, ranks = self.dispatch(r, tasks)
+        sums, metrics, rank_seconds = split_fused(fused, self.model.num_params, len(tasks))
+        metrics = metrics / SCALE
         # 6. the one aggregation rule
-        self.weights = divide_keep(torch.from_numpy(sums), torch.from_numpy(covered), self.weights)
+        self.weights = divide_keep(torch.from_numpy(sums), self.denominators(tasks, contributed(metrics)), self.weights)
         # 7. clock, evaluate, log
         self.clock += duration
-        timing = {"train_wall_s": float(rank_seconds.max(initial=0) / SCALE)}
-        self.log_round(r, slots, specs, times, kept, chosen, weights, metrics / SCALE, ranks, duration, mpi_bytes,
-                       timing)
+        traffic["train_wall_s"] = float(rank_seconds.max(initial=0) / SCALE)
+        self.log_round(r, slots, specs, times, kept, chosen, weights, metrics, ranks, duration, traffic)
+
+    def denominators(self, tasks: list[ClientTask], made: np.ndarray) -> torch.Tensor:
+        """Fixed-point sum of the weights of the clients whose updates went into the sums, per element.
+        Added per distinct spec: integer sums are exact in any grouping, so this equals adding per client."""
+        per_spec: dict = {}
+        for task in (t for t, ok in zip(tasks, made) if ok):
+            per_spec[task.spec] = per_spec.get(task.spec, 0) + fixed_weight(task.weight)
+        acc_weight = torch.zeros(self.model.num_params, dtype=torch.int64)
+        for spec, fixed in per_spec.items():
+            add_weight(acc_weight, self.model.flat_index(spec), fixed)
+        return acc_weight
 
     # -- budgets and costs ----------------------------------------------------------------------
     def fits(self, slot: ClientSlot, arch: Arch) -> bool:
@@ -153,43 +165,41 @@ class Server:
         return round_time(slot.device, slot.availability, nbytes, self.train_macs(slot, spec), nbytes)
 
     # -- transport ------------------------------------------------------------------------------
-    def dispatch(self, r: int, tasks: list[ClientTask]) -> tuple[np.ndarray, int, np.ndarray]:
-        """Run ``tasks`` on the workers (or locally); return (fused sums, MPI bytes, rank per task)."""
+    def dispatch(self, r: int, tasks: list[ClientTask]) -> tuple[np.ndarray, dict, np.ndarray]:
+        """Run ``tasks`` on the workers (or locally); return (fused sums, traffic columns, rank per task).
+
+        Each worker receives the values of the union of its clients' slices (it computes the same
+        union from the plan) and sends back the fused buffer.
+        """
         p = self.model.num_params
         if self.comm.size == 1:
             self.host.base.copy_(self.weights)
             faults.mid_round(self.job.faults, r, 0)
-            return self.host.train(r, tuple(tasks), len(tasks)), 0, np.zeros(len(tasks), dtype=np.int64)
+            fused = self.host.train(r, tuple(tasks), len(tasks))
+            return fused, {"mpi_bytes": 0, "slice_bytes": 0}, np.zeros(len(tasks), dtype=np.int64)
         mapping = map_to_workers(tasks, list(self.comm.workers))
         shipped, messages = {}, {}
         flat = self.weights.numpy()
         for worker, mine in mapping.items():
-            if not mine:
-                continue
-            mask = np.zeros(p, dtype=bool)
-            for task in mine:
-                mask[self.model.flat_index(task.spec).numpy()] = True
-            count = int(mask.sum())
-            if 4 * count + (p + 7) // 8 < 4 * p:     # the union of slices is cheaper than everything
-                shipped[worker] = count
-                messages[worker] = [(np.packbits(mask), TAG_MASK), (flat[mask], TAG_WEIGHTS)]
-            else:
-                shipped[worker] = p
-                messages[worker] = [(flat, TAG_WEIGHTS)]
+            if mine:
+                index = self.model.union_index([t.spec for t in mine]).numpy()
+                shipped[worker] = len(index)
+                messages[worker] = [(flat if len(index) == p else flat[index], TAG_WEIGHTS)]
         plan = RoundPlan(r, mapping, shipped, len(tasks))
         self.comm.bcast(plan)
         sent = self.comm.send_to_workers(messages)
         faults.mid_round(self.job.faults, r, 0)
         fused = self.comm.reduce_sum(np.zeros(fused_size(p, len(tasks), self.comm.size), dtype=np.int64))
-        mpi_bytes = sent + (self.comm.size - 1) * (len(pickle.dumps(plan)) + fused.nbytes)
+        traffic = {"mpi_bytes": sent + (self.comm.size - 1) * (len(pickle.dumps(plan)) + fused.nbytes),
+                   "slice_bytes": 2 * 4 * sum(shipped.values())}   # float32 values of each union, down and up
         ranks = np.zeros(len(tasks), dtype=np.int64)
         for worker, mine in mapping.items():
             for task in mine:
                 ranks[task.slot] = worker
-        return fused, mpi_bytes, ranks
+        return fused, traffic, ranks
 
     # -- logging and evaluation -----------------------------------------------------------------
-    def log_round(self, r, slots, specs, times, kept, chosen, weights, metrics, ranks, duration, mpi_bytes, timing):
+    def log_round(self, r, slots, specs, times, kept, chosen, weights, metrics, ranks, duration, measured):
         n = len(slots)
         samples, loss = np.zeros(n, dtype=np.int64), np.full(n, np.nan)
         rank, made = np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=bool)
@@ -222,8 +232,7 @@ class Server:
         row = {"round": r, "virtual_time_s": self.clock, "wall_time_s": now - self.started,
                "clients": int(trained), "dropped": int(n - kept.sum()), "rejected": int(kept.sum() - trained),
                "macs": float(macs.sum()), "bytes_down": int(down.sum()), "bytes_up": int(up.sum()),
-               "mpi_bytes": int(mpi_bytes), "train_loss": train_loss,
-               "round_wall_s": now - self.round_timed, **timing}
+               "train_loss": train_loss, "round_wall_s": now - self.round_timed, **measured}
         self.round_timed = now
         clients = {"round": np.full(n, r), "client": np.array([s.client for s in slots], dtype=np.int64),
                    "rank": rank, "arch_id": arch_ids, "samples": samples, "macs": macs, "bytes_down": down,

@@ -5,8 +5,7 @@ samples from the data set when it trains it (generated ones are made right here)
 a model per client, so its memory is O(supernet + data), not O(clients). For every
 client (or group of clients sharing a subnet, trained at once by hpcfed.batched) it resets the
 model to the global weights, runs the strategy's local training rule with each client's own random
-stream, and adds ``w * theta`` and ``w`` over the client's mask into the fixed-point accumulators
-(hpcfed.aggregate). Ranks >= 1 run :func:`serve`; with one process
+stream, and adds ``w * theta`` over the client's mask into the fixed-point sums (hpcfed.aggregate). Ranks >= 1 run :func:`serve`; with one process
 the server calls :meth:`ClientHost.train` directly.
 """
 from __future__ import annotations
@@ -17,8 +16,8 @@ import numpy as np
 import torch
 
 from hpcfed import faults
-from hpcfed.aggregate import FIXED_LIMIT, accumulate, to_fixed
-from hpcfed.comm import TAG_MASK, TAG_WEIGHTS, Comm
+from hpcfed.aggregate import FIXED_LIMIT, add_term, to_fixed
+from hpcfed.comm import TAG_WEIGHTS, Comm
 from hpcfed.data import FederatedData
 from hpcfed.plan import ClientTask, RoundPlan, fused_size, split_fused
 from hpcfed.seeding import torch_generator
@@ -66,7 +65,7 @@ class ClientHost:
                 results = [(self.model.flat.detach()[self._device_index(members[0].spec)], loss, seen)]
             for task, (theta, loss, seen) in zip(members, results):
                 self._record(fused, slots, round_index, task, theta.cpu(), loss, seen)
-        split_fused(fused, p, slots)[3][rank] = to_fixed(torch.tensor(time.perf_counter() - started))
+        split_fused(fused, p, slots)[2][rank] = to_fixed(torch.tensor(time.perf_counter() - started))
         return fused.numpy()
 
     def _device_index(self, spec) -> torch.Tensor | slice:
@@ -82,27 +81,28 @@ class ClientHost:
                 loss: float, seen: int) -> None:
         """Check one client's update and add it to the fused buffer (rejected updates only count)."""
         p = self.model.num_params
-        acc_sum, acc_weight, metrics, _ = split_fused(fused, p, slots)
+        acc_sum, metrics, _ = split_fused(fused, p, slots)
         index = self._index(task.spec)
         start = self.base[index]
         theta = faults.corrupt_update(self.job.faults, round_index, task.client, theta, start)
         ok = seen == 0 or _is_sane(loss, theta, start, self.job.train.max_update_ratio)
         if ok and seen:     # a client with too few samples for one batch contributes nothing
-            accumulate(acc_sum, acc_weight, index, theta, task.weight)
+            add_term(acc_sum, index, theta, task.weight)
         row = [loss * seen if ok and seen else 0.0, seen, 0.0 if ok else 1.0]
         metrics[task.slot] = to_fixed(torch.tensor(row, dtype=torch.float64))
 
-    def receive(self, comm: Comm, shipped: int) -> None:
-        """Worker: take this round's weights from rank 0, the whole buffer or a masked slice."""
-        p = self.model.num_params
-        if shipped == p:
+    def receive(self, comm: Comm, tasks: tuple[ClientTask, ...], shipped: int) -> None:
+        """Worker: take this round's weights on the union of its clients' slices from rank 0 (both
+        sides compute the union from the plan, so only the values travel)."""
+        index = self.model.union_index([t.spec for t in tasks])
+        if len(index) != shipped:
+            raise RuntimeError(f"round plan ships {shipped} values, but this worker's slices cover {len(index)}")
+        if shipped == self.model.num_params:
             comm.recv_from_server([(self.base.numpy(), TAG_WEIGHTS)])
             return
-        packed = np.empty((p + 7) // 8, dtype=np.uint8)
         values = np.empty(shipped, dtype=np.float32)
-        comm.recv_from_server([(packed, TAG_MASK), (values, TAG_WEIGHTS)])
-        mask = np.unpackbits(packed, count=p).astype(bool)
-        self.base.numpy()[mask] = values
+        comm.recv_from_server([(values, TAG_WEIGHTS)])
+        self.base[index] = torch.from_numpy(values)
 
 
 def _is_sane(loss: float, theta: torch.Tensor, start: torch.Tensor, max_ratio: float) -> bool:
@@ -120,7 +120,7 @@ def serve(comm: Comm, host: ClientHost) -> None:
         if plan.stop:
             return
         tasks = plan.tasks.get(comm.rank, ())
-        if plan.shipped.get(comm.rank, 0):
-            host.receive(comm, plan.shipped[comm.rank])
+        if tasks:
+            host.receive(comm, tasks, plan.shipped[comm.rank])
         faults.mid_round(host.job.faults, plan.round, comm.rank)
         comm.reduce_sum(host.train(plan.round, tasks, plan.slots, comm.rank, comm.size))

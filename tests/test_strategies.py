@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from hpcfed.aggregate import SCALE, maxnet_beta, to_fixed
+from hpcfed.aggregate import SCALE, maxnet_beta
 from hpcfed.config import ClientsConfig, JobConfig, StrategyConfig, TrainConfig
 from hpcfed.data import load_federated_data
 from hpcfed.devices import Device
@@ -278,10 +278,8 @@ def test_client_host_fedavg_fuses_the_weighted_average_of_separately_trained_cli
              ClientTask(slot=1, client=0, spec=spec, weight=0.75, cost=1.0))
     fused = host.train(3, tasks, slots=2)
     p = model.num_params
-    assert fused.dtype == np.int64 and fused.shape == (2 * p + 2 * METRICS_PER_CLIENT + 1,)
-    sums, weights = fused[:p], fused[p:2 * p]
-    assert np.all(weights == to_fixed(torch.tensor(1.0)).item())      # full masks, 0.25 + 0.75
-    fedavg = sums.astype(np.float64) / weights.astype(np.float64)
+    assert fused.dtype == np.int64 and fused.shape == (p + 2 * METRICS_PER_CLIENT + 1,)
+    fedavg = fused[:p].astype(np.float64) / SCALE      # full masks, weights 0.25 + 0.75 = 1
 
     theta2, loss2, seen2 = train_by_hand(space, base, spec, digits, 2, 5, 3)
     theta0, loss0, seen0 = train_by_hand(space, base, spec, digits, 0, 5, 3)
@@ -290,7 +288,7 @@ def test_client_host_fedavg_fuses_the_weighted_average_of_separately_trained_cli
     assert np.abs(fedavg - expected).max() <= 1e-6
     np.testing.assert_allclose(np.average(np.stack([theta2.numpy(), theta0.numpy()]), axis=0, weights=[1, 3]),
                                fedavg, rtol=0, atol=1e-6)
-    metrics = split_fused(fused, p, 2)[2] / SCALE
+    metrics = split_fused(fused, p, 2)[1] / SCALE
     assert metrics[0, 1] == seen2 == len(digits.client_samples(2))
     assert metrics[1, 1] == seen0 == len(digits.client_samples(0))
     np.testing.assert_allclose(metrics[:, 0], [loss2 * seen2, loss0 * seen0], rtol=1e-6)
@@ -307,7 +305,7 @@ def test_client_host_metrics_keep_the_loss_sum_to_fixed_point_precision(digits):
     spec = SubnetSpec(space.largest())
     fused = host.train(0, (ClientTask(slot=0, client=3, spec=spec, weight=1.0, cost=1.0),), slots=1)
     _, loss, seen = train_by_hand(space, base, spec, digits, 3, 1, 0)
-    loss_sum = fused[2 * model.num_params] / SCALE
+    loss_sum = fused[model.num_params] / SCALE
     assert abs(loss_sum - loss * seen) <= 1e-9 * loss * seen     # 2**-40 resolution; float32 gives ~1e-7
 
 
@@ -328,9 +326,8 @@ def test_client_host_masks_partial_subnets_to_their_flat_index(digits):
     covered = np.zeros(p, dtype=bool)
     covered[index] = True
     assert 0 < covered.sum() < p
-    weights = fused[p:2 * p]
-    assert np.all(weights[~covered] == 0) and np.all(fused[:p][~covered] == 0)
+    assert np.all(fused[:p][~covered] == 0)
     theta, _, seen = train_by_hand(space, base, half, digits, 1, 7, 0, scale=2.0)   # HeteroFL: 1/r = 2
-    got = fused[:p][covered].astype(np.float64) / weights[covered]
+    got = fused[:p][covered].astype(np.float64) / SCALE      # weight 1
     assert np.abs(got - theta.numpy()[covered]).max() <= 1e-6
     assert (theta - base).abs().max() > 1e-3

@@ -119,6 +119,16 @@ class ElasticResNet(nn.Module):
                  for m, a, b in zip(self.metas, self.offsets, self.offsets[1:]) if m.active_in(spec.arch)]
         return _remember(self._index_cache, spec, torch.cat(parts))
 
+    def union_index(self, specs) -> torch.Tensor:
+        """Ascending flat positions covered by any of ``specs`` (what a worker hosting them needs)."""
+        distinct = set(specs)
+        if len(distinct) == 1:
+            return self.flat_index(distinct.pop())
+        covered = torch.zeros(self.num_params, dtype=torch.bool)
+        for spec in distinct:
+            covered[self.flat_index(spec)] = True
+        return covered.nonzero().squeeze(1)
+
     @torch.no_grad()
     def extract(self, spec: SubnetSpec) -> "Subnet":
         """A standalone module holding copies of the spec's slices; computes what ``forward`` does."""
