@@ -44,7 +44,7 @@ def add_term(acc_sum: torch.Tensor, index: torch.Tensor | slice, theta: torch.Te
     """``acc_sum[index] += w * theta`` in fixed point: what a worker adds for one client."""
     term = theta.to(torch.float64, copy=True).mul_(weight * SCALE).round_().to(torch.int64)
     if isinstance(index, slice):
-        acc_sum[index] += term
+        acc_sum[index].add_(term)      # in place on the view (``+=`` would also copy it back)
     else:
         acc_sum.index_add_(0, index, term)
 

@@ -1,4 +1,8 @@
-"""The HDF5 results file: one schema, written by rank 0, flushed every round.
+"""The HDF5 results file: one schema, written by rank 0.
+
+Rows are buffered and written at most every ``WRITE_EVERY_S`` seconds, before every checkpoint and
+at the end, so a fast run does not pay HDF5's per-call cost each round; a checkpoint never counts
+rows the file does not hold, so a resumed run always finds them.
 
 Layout (units and descriptions are attributes of every dataset)::
 
@@ -18,6 +22,7 @@ table back to the checkpoint's rows and appends. A SIGKILLed run leaves ``runnin
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +70,18 @@ CLIENT_COLUMNS: dict[str, tuple[Any, str, str]] = {
 }
 
 
+WRITE_EVERY_S = 2.0
+
+
 class ResultsWriter:
-    """Creates (or reopens) the results file and appends rows; every append is flushed."""
+    """Creates (or reopens) the results file and appends rows (buffered; see :meth:`flush`)."""
 
     def __init__(self, file: h5py.File):
         self.file = file
+        # buffered rows per table; between flushes the file is not touched, so a killed run leaves it
+        # as of its last flush (HDF5 has no journal: a kill amid unflushed changes can damage it)
+        self.pending: dict[str, list[dict[str, Any]]] = {"rounds": [], "clients": [], "eval": [], "architectures": []}
+        self.written_at = time.monotonic()
         self.arch_ids: dict[Arch, int] = {Arch.from_json(j): i for i, j in
                                           enumerate(file["architectures/json"].asstr()[()])}
 
@@ -107,36 +119,48 @@ class ResultsWriter:
             raise
 
     def rows(self) -> dict[str, int]:
-        """Current row count of each table (what a checkpoint records)."""
-        return {"rounds": len(self.file["rounds/round"]), "clients": len(self.file["clients/round"]),
-                "eval": len(self.file["eval/round"]), "architectures": len(self.file["architectures/json"])}
+        """Row count of each table, buffered rows included (what a checkpoint records)."""
+        buffered = {name: sum(len(next(iter(part.values()))) for part in parts) for name, parts in self.pending.items()}
+        return {"rounds": len(self.file["rounds/round"]) + buffered["rounds"],
+                "clients": len(self.file["clients/round"]) + buffered["clients"],
+                "eval": len(self.file["eval/round"]) + buffered["eval"],
+                "architectures": len(self.file["architectures/json"]) + buffered["architectures"]}
 
     def arch_id(self, arch: Arch) -> int:
         """Row of ``arch`` in architectures/json, added on first use."""
         if arch not in self.arch_ids:
-            ds = self.file["architectures/json"]
-            ds.resize((len(ds) + 1,))
-            ds[-1] = arch.to_json()
-            self.arch_ids[arch] = len(ds) - 1
+            self.arch_ids[arch] = len(self.arch_ids)
+            self.pending["architectures"].append({"json": [arch.to_json()]})
         return self.arch_ids[arch]
 
     def append_round(self, row: dict[str, Any], clients: dict[str, np.ndarray]) -> None:
-        _append(self.file["rounds"], {k: [v] for k, v in row.items()})
-        _append(self.file["clients"], clients)
-        self.file.flush()
+        self.pending["rounds"].append({k: [v] for k, v in row.items()})
+        self.pending["clients"].append(clients)
+        self._write_if_due()
 
     def append_eval(self, round_index: int, accuracy: np.ndarray) -> None:
-        ev = self.file["eval"]
-        n = len(ev["round"])
-        ev["round"].resize((n + 1,))
-        ev["round"][n] = round_index
-        ev["accuracy"].resize((n + 1, ev["accuracy"].shape[1]))
-        ev["accuracy"][n] = accuracy
+        self.pending["eval"].append({"round": [round_index], "accuracy": np.asarray(accuracy)[None]})
+        self._write_if_due()
+
+    def _write_if_due(self) -> None:
+        if time.monotonic() - self.written_at >= WRITE_EVERY_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every buffered row and flush the file."""
+        for name, parts in self.pending.items():
+            if parts:
+                _append(self.file[name], {k: np.concatenate([np.asarray(part[k], dtype=object if name == "architectures"
+                                                                        else None) for part in parts])
+                                          for k in parts[0]})
+                parts.clear()
         self.file.flush()
+        self.written_at = time.monotonic()
 
     def close(self, status: str, **attrs: Any) -> None:
         if not self.file.id.valid:
             return
+        self.flush()
         self.file.attrs.update({"status": status, **attrs})
         self.file.close()
 
@@ -181,13 +205,15 @@ def _truncate(ds: h5py.Dataset, rows: int, path) -> None:
 
 
 def _append(group: h5py.Group, columns: dict[str, Any]) -> None:
+    """Append rows to every dataset of ``group`` (1-D columns, or the 2-D eval accuracy)."""
     lengths = {len(v) for v in columns.values()}
-    if len(lengths) != 1 or set(columns) != set(group.keys()):
-        raise ValueError(f"rows for {group.name} must give every column once: {sorted(group.keys())}")
+    expected = {k for k in group.keys() if isinstance(group[k], h5py.Dataset) and group[k].maxshape[0] is None}
+    if len(lengths) != 1 or set(columns) != expected:
+        raise ValueError(f"rows for {group.name} must give every column once: {sorted(expected)}")
     n = lengths.pop()
     for name, values in columns.items():
         ds = group[name]
-        ds.resize((len(ds) + n,))
+        ds.resize((len(ds) + n, *ds.shape[1:]))
         ds[len(ds) - n:] = values
 
 

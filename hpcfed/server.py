@@ -98,6 +98,7 @@ class Server:
     def save_checkpoint(self) -> None:
         """Save the last completed round's state (once per round)."""
         if self.saved_round != self.snapshot.round:
+            self.writer.flush()   # the file must hold every row the checkpoint counts
             checkpoint.save(self.checkpoint_file, self.snapshot, self.job.to_yaml(), self.job.faults)
             self.saved_round = self.snapshot.round
 

@@ -46,6 +46,6 @@ def train_subnet(model: ElasticResNet, spec: SubnetSpec, x: torch.Tensor, y: tor
         if cfg.clip_norm > 0:
             torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
         opt.step()
-        loss_sum += loss.detach().double() * len(idx)
+        loss_sum.add_(loss.detach(), alpha=len(idx))
         seen += len(idx)
     return (loss_sum.item() / seen if seen else float("nan")), seen

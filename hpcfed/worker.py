@@ -108,7 +108,7 @@ class ClientHost:
 def _is_sane(loss: float, theta: torch.Tensor, start: torch.Tensor, max_ratio: float) -> bool:
     """A finite update that fits the fixed-point accumulators and whose norm is not far out of line:
     ||theta - start|| <= max_ratio x ||start|| over the client's slice (0 = no norm guard)."""
-    if not (np.isfinite(loss) and bool(torch.isfinite(theta).all()) and float(theta.abs().max()) < FIXED_LIMIT):
+    if not (np.isfinite(loss) and float(theta.abs().max()) < FIXED_LIMIT):   # a NaN max compares False too
         return False
     return max_ratio <= 0 or float((theta - start).norm()) <= max_ratio * float(start.norm()) + 1e-12
 

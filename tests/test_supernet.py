@@ -196,6 +196,14 @@ def test_flat_index_counts_and_distinctness(norm, spec):
     assert torch.equal(model.flat[index], subnet.flat_values())
 
 
+def test_union_index_is_the_sorted_union_of_the_specs_flat_indices():
+    space = tiny_space("bn", width_choices=(0.5, 1.0))
+    model = make_model(space)
+    for specs in ([SPECS[0]], SPECS[:2], SPECS, [SPECS[1], SPECS[1]]):
+        expected = torch.unique(torch.cat([model.flat_index(s) for s in specs]))   # sorted
+        assert torch.equal(model.union_index(specs), expected)
+
+
 def test_flat_index_of_the_largest_arch_covers_the_whole_supernet():
     space = tiny_space("bn")
     model = make_model(space)

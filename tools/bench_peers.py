@@ -9,6 +9,7 @@ in their own virtual environments (they are not dependencies of hpcfed), created
     python tools/bench_peers.py                  # hpcfed (1 and 2 workers, one client at a time and
                                                  # 10 at once), pfl (1 and 2 workers), Flower (2 actors)
     python tools/bench_peers.py --peers pfl      # a subset; --venvs DIR to keep the venvs elsewhere
+    python tools/bench_peers.py --set model.stem=8 --set "model.widths=[8,16]"   # the small digits CNN
 
 Prints wall-clock seconds, training seconds and final accuracy of each, and the ratios to hpcfed.
 """
@@ -42,9 +43,9 @@ TASK = ["strategy.name=fedavg", "strategy.arch=largest", "clients.total=50", "cl
 PEER_PACKAGES = {"pfl": ["pfl[pytorch]==0.6.0", "numpy"], "flower": ["flwr[simulation]==1.41.0", "numpy"]}
 
 
-def run_hpcfed(ranks: int, out: Path, batch_clients: int = 1) -> dict:
+def run_hpcfed(task: list[str], ranks: int, out: Path, batch_clients: int = 1) -> dict:
     """hpcfed on ``ranks`` processes (0 = one process, no mpirun); wall and training seconds, accuracy."""
-    task = [*TASK, f"train.batch_clients={batch_clients}"]
+    task = [*task, f"train.batch_clients={batch_clients}"]
     start = time.perf_counter()
     proc = run_program([*[a for kv in task for a in ("--set", kv)], "--out", str(out)], ranks)
     wall = time.perf_counter() - start
@@ -58,9 +59,9 @@ def run_hpcfed(ranks: int, out: Path, batch_clients: int = 1) -> dict:
             "samples": int(c["samples"][c["made_deadline"]].sum()), "rounds": len(r["rounds"]["round"])}
 
 
-def export_task(run: Path, task: Path) -> None:
+def export_task(settings: list[str], run: Path, task: Path) -> None:
     """Write the task file the peer scripts read (format in tools/peers/README.md)."""
-    job = load_job(None, TASK)
+    job = load_job(None, settings)
     data = load_data(job)
     space = build_space(job, data.input_shape, data.num_classes)
     init = ElasticResNet(space, torch_generator(job.seed, "init")).extract(SubnetSpec(space.largest())).flat_values()
@@ -110,26 +111,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", default="pfl,flower", help="comma-separated subset of pfl,flower ('' = none)")
     parser.add_argument("--batch-clients", type=int, default=10, help="hpcfed's train.batch_clients for its batched rows")
     parser.add_argument("--venvs", default=str(Path.home() / ".cache" / "hpcfed-peers"), type=Path)
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="change the task for every system, e.g. model.widths=[8,16] (the peers build the "
+                             "same model from the task file)")
     args = parser.parse_args(argv)
     peers = [p for p in args.peers.split(",") if p]
-    rows = []
+    task, rows = [*TASK, *args.overrides], []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        rows.append(run_hpcfed(0, tmp / "serial.h5"))
-        rows.append(run_hpcfed(3, tmp / "mpi.h5"))
+        rows.append(run_hpcfed(task, 0, tmp / "serial.h5"))
+        rows.append(run_hpcfed(task, 3, tmp / "mpi.h5"))
         for ranks in (0, 3):
-            rows.append(run_hpcfed(ranks, tmp / f"batched{ranks}.h5", batch_clients=args.batch_clients))
-        export_task(tmp / "serial.h5", tmp / "task.npz")
+            rows.append(run_hpcfed(task, ranks, tmp / f"batched{ranks}.h5", batch_clients=args.batch_clients))
+        export_task(task, tmp / "serial.h5", tmp / "task.npz")
         for name in peers:
             python = peer_python(name, args.venvs)
             for workers in ((1, 2) if name == "pfl" else (2,)):
                 rows.append(run_peer(name, python, tmp / "task.npz", workers))
     best = min(r["wall_s"] for r in rows if r["peer"].startswith("hpcfed"))
+    best_train = min(r["train_s"] for r in rows if r["peer"].startswith("hpcfed"))
+    print(f"task: {' '.join(task)}")
     print(f"{'system':<10} {'workers':>7} {'wall s':>8} {'train s':>8} {'accuracy':>9} {'samples':>8} "
-          f"{'wall / hpcfed best':>19}")
+          f"{'wall / hpcfed best':>19} {'train / hpcfed best':>20}")
     for r in rows:
         print(f"{r['peer']:<10} {r['workers']:>7} {r['wall_s']:>8.1f} {r['train_s']:>8.1f} {r['accuracy']:>9.4f} "
-              f"{r['samples']:>8} {r['wall_s'] / best:>19.2f}")
+              f"{r['samples']:>8} {r['wall_s'] / best:>19.2f} {r['train_s'] / best_train:>20.2f}")
     return 0
 
 

@@ -6,7 +6,7 @@ full masks the one aggregation rule is exactly the weighted average of FedAvg.
 from __future__ import annotations
 
 from hpcfed.strategies.base import Strategy, fit_or_none
-from hpcfed.supernet import Arch
+from hpcfed.supernet import Arch, SubnetSpec
 
 
 class FedAvg(Strategy):
@@ -24,3 +24,7 @@ class FedAvg(Strategy):
     def assign(self, round_index, slots, fits, rng):
         arch = self.arch
         return [fit_or_none(slot, arch, fits) for slot in slots]
+
+    def reference_subnets(self):
+        """Only the architecture it trains: other slices of it are never trained as such."""
+        return [SubnetSpec(self.arch)]

@@ -69,6 +69,7 @@ class ElasticResNet(nn.Module):
         self.weights = nn.ParameterList(
             nn.Parameter(self.flat[a:b].view(m.shape)) for m, a, b in zip(self.metas, self.offsets, self.offsets[1:]))
         self.names = [m.name for m in self.metas]
+        self._params = tuple(self.weights)    # plain tuple: indexing a ParameterList costs a string key per call
         self._index_cache: OrderedDict[SubnetSpec, torch.Tensor] = OrderedDict()
         self._plan_cache: OrderedDict[SubnetSpec, list] = OrderedDict()
         self.reset_parameters(generator)
@@ -94,7 +95,7 @@ class ElasticResNet(nn.Module):
 
     def sliced(self, spec: SubnetSpec) -> dict[str, torch.Tensor]:
         """The active parameters cut to ``spec`` (differentiable views or gathers)."""
-        return {m.name: slice_param(self.weights[i], m, sel, spec.arch) for i, m, sel in self._slicing(spec)}
+        return {m.name: slice_param(self._params[i], m, sel, spec.arch) for i, m, sel in self._slicing(spec)}
 
     def _slicing(self, spec: SubnetSpec) -> list:
         """(parameter position, meta, channel selections) of every active parameter, cached per spec."""
