@@ -53,6 +53,8 @@ ROUND_COLUMNS: dict[str, tuple[Any, str, str]] = {
                                       "one (planning, transfer, training, reduction, aggregation, evaluation, "
                                       "the previous row's write and checkpoint)"),
     "train_wall_s": (np.float64, "s", "wall-clock seconds the slowest rank spent in local training"),
+    "eval_wall_s": (np.float64, "s", "wall-clock seconds rank 0 spent evaluating reference subnets in this round "
+                                     "(with workers: mostly the previous round's evaluation, run while they train)"),
 }
 CLIENT_COLUMNS: dict[str, tuple[Any, str, str]] = {
     "round": (np.int64, "", "round index"),

@@ -6,12 +6,15 @@ round time, the deadline decides who is kept; (4) the strategy weights the kept 
 plan goes out, each worker receives the union of its clients' slices, trains them and one fused
 reduction brings back the weighted sums; (6) rank 0 adds the denominators from the plan and the one
 aggregation rule updates the global weights;
-(7) the virtual clock advances and the round is logged, evaluated every ``eval.every`` rounds.
+(7) the virtual clock advances and the round is logged, evaluated every ``eval.every`` rounds (with
+workers, rank 0 evaluates a round while the workers train the next one, except before a checkpoint
+and at the end).
 After each round the server state is kept as a :class:`Snapshot`; it is saved every
 ``checkpoint.every`` rounds and when a signal interrupts the run (hpcfed.interrupts).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import pickle
@@ -57,6 +60,8 @@ class Server:
         self.progress = progress
         self.checkpoint_file = checkpoint_file
         self.last_accuracy: np.ndarray | None = None
+        self.deferred_eval: tuple[int, torch.Tensor] | None = None   # (round, its weights), see log_round
+        self.overlapped_eval_s = 0.0   # evaluation seconds spent while the workers trained this round
         if resume_from is None:
             self.weights = model.flat.detach().cpu().clone()  # the global supernet weights
             self.clock, self.next_round, wall_s = 0.0, 0, 0.0  # virtual seconds, round to play
@@ -76,13 +81,12 @@ class Server:
         On :class:`Interrupted` the last completed round is checkpointed before the exception
         goes on; any other failure leaves the last periodic checkpoint.
         """
-        every = self.job.checkpoint.every
         try:
             for r in range(self.next_round, self.job.rounds):
                 self.play_round(r)
                 self.next_round = r + 1
                 self.snapshot = self.take_snapshot()
-                if every and self.next_round % every == 0:
+                if self.checkpoint_due(self.next_round):
                     self.save_checkpoint()
         except Interrupted:
             self.save_checkpoint()
@@ -96,7 +100,8 @@ class Server:
                         weights=self.weights.numpy(), strategy=self.strategy.state_dict(), rows=self.writer.rows())
 
     def save_checkpoint(self) -> None:
-        """Save the last completed round's state (once per round)."""
+        """Save the last completed round's state (once per round), its evaluation included."""
+        self.complete_deferred_eval()
         if self.saved_round != self.snapshot.round:
             self.writer.flush()   # the file must hold every row the checkpoint counts
             checkpoint.save(self.checkpoint_file, self.snapshot, self.job.to_yaml(), self.job.faults)
@@ -190,6 +195,7 @@ class Server:
         self.comm.bcast(plan)
         sent = self.comm.send_to_workers(messages)
         faults.mid_round(self.job.faults, r, 0)
+        self.complete_deferred_eval()     # the previous round's evaluation, while the workers train
         fused = self.comm.reduce_sum(np.zeros(fused_size(p, len(tasks), self.comm.size), dtype=np.int64))
         traffic = {"mpi_bytes": sent + (self.comm.size - 1) * (len(pickle.dumps(plan)) + fused.nbytes),
                    "slice_bytes": 2 * 4 * sum(shipped.values())}   # float32 values of each union, down and up
@@ -226,27 +232,57 @@ class Server:
         arch_ids = np.array([self.writer.arch_id(s.arch) if s is not None else -1 for s in specs], dtype=np.int64)
         trained = made.sum()
         train_loss = float(np.nansum(loss * samples) / max(samples[made].sum(), 1)) if trained else math.nan
-        evaluated = (r + 1) % self.job.eval.every == 0 or r == self.job.rounds - 1
-        if evaluated:
-            self.last_accuracy = self.evaluate()
+        accuracy, eval_started = None, time.perf_counter()
+        if (r + 1) % self.job.eval.every == 0 or r == self.job.rounds - 1:
+            if self.comm.size > 1 and r < self.job.rounds - 1 and not self.checkpoint_due(r + 1):
+                self.deferred_eval = (r, self.weights)   # rank 0 evaluates while the workers train round r + 1
+            else:
+                accuracy = self.evaluate(self.weights)
         now = time.perf_counter()
         row = {"round": r, "virtual_time_s": self.clock, "wall_time_s": now - self.started,
                "clients": int(trained), "dropped": int(n - kept.sum()), "rejected": int(kept.sum() - trained),
                "macs": float(macs.sum()), "bytes_down": int(down.sum()), "bytes_up": int(up.sum()),
-               "train_loss": train_loss, "round_wall_s": now - self.round_timed, **measured}
-        self.round_timed = now
+               "train_loss": train_loss, "round_wall_s": now - self.round_timed,
+               "eval_wall_s": self.overlapped_eval_s + now - eval_started,
+               **measured}
+        self.round_timed, self.overlapped_eval_s = now, 0.0
         clients = {"round": np.full(n, r), "client": np.array([s.client for s in slots], dtype=np.int64),
                    "rank": rank, "arch_id": arch_ids, "samples": samples, "macs": macs, "bytes_down": down,
                    "bytes_up": up, "sim_time_s": times, "made_deadline": made, "loss": loss, "weight": weights}
         self.writer.append_round(row, clients)
-        if evaluated:
-            self.writer.append_eval(r, self.last_accuracy)
+        if accuracy is not None:
+            self.record_eval(r, accuracy)
         self.report_progress(r, row)
 
-    def evaluate(self) -> np.ndarray:
+    def evaluate(self, weights: torch.Tensor) -> np.ndarray:
         with torch.no_grad():
-            self.model.flat.copy_(self.weights)
+            self.model.flat.copy_(weights)
         return evaluate(self.model, self.references, self.x_test, self.y_test, self.job.eval.batch_size)
+
+    def record_eval(self, r: int, accuracy: np.ndarray) -> None:
+        self.last_accuracy = accuracy
+        self.writer.append_eval(r, accuracy)
+
+    def complete_deferred_eval(self) -> None:
+        """Evaluate the round whose evaluation was deferred. Its snapshot is still the latest one (it
+        is replaced only after the next round), so the snapshot now counts the new eval row."""
+        if self.deferred_eval is None:
+            return
+        r, weights = self.deferred_eval
+        if self.snapshot.round != r + 1:   # stopped before round r was complete: a resume replays it
+            self.deferred_eval = None
+            return
+        started = time.perf_counter()
+        accuracy = self.evaluate(weights)
+        self.record_eval(r, accuracy)
+        rows = self.snapshot.rows
+        self.snapshot = dataclasses.replace(self.snapshot, rows={**rows, "eval": rows["eval"] + 1})
+        self.deferred_eval = None
+        self.overlapped_eval_s += time.perf_counter() - started
+
+    def checkpoint_due(self, next_round: int) -> bool:
+        every = self.job.checkpoint.every
+        return bool(every) and next_round % every == 0
 
     def report_progress(self, r: int, row: dict) -> None:
         elapsed = time.perf_counter() - self.started

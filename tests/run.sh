@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export PRTE_MCA_rmaps_default_mapping_policy=:oversubscribe
+export OMPI_MCA_btl="${OMPI_MCA_btl:-self,sm}"   # one node: shared memory only (skips ~1 s of network probing)
 MPI_RANKS="${MPI_RANKS:-3}"
 
 echo "== serial and end-to-end tests"

@@ -15,7 +15,7 @@ import pytest
 from tests.launch import TINY, run_hpcfed
 
 JOB = [*TINY, "--set", "rounds=6", "--set", "checkpoint.every=2", "--set", "eval.every=2"]
-NOT_SCIENCE = {"rounds/wall_time_s", "rounds/round_wall_s", "rounds/train_wall_s", "rounds/mpi_bytes",
+NOT_SCIENCE = {"rounds/wall_time_s", "rounds/round_wall_s", "rounds/train_wall_s", "rounds/eval_wall_s", "rounds/mpi_bytes",
                "rounds/slice_bytes"}
 PLACEMENT = {"clients/rank"}     # which rank hosted a client: changes with the rank count, nothing else
 
@@ -98,6 +98,24 @@ def test_a_sigkilled_worker_ends_the_job_quickly_and_the_run_resumes_on_other_ra
     assert run_hpcfed([*JOB, "--out", str(out), "--resume"], ranks=2).returncode == 0
     expected = {k: v for k, v in uninterrupted.items() if k not in PLACEMENT}
     assert_same_science(tables(out, ignore=PLACEMENT), expected)
+
+
+@pytest.mark.parametrize("stop", [["faults.signal_at=[4,15]"], ["faults.kill_rank=[0,4]"]], ids=["SIGTERM", "SIGKILL"])
+def test_a_stop_while_rank_0_evaluates_the_previous_round_resumes_to_the_same_rows(tmp_path, stop):
+    """With workers, rank 0 evaluates round r while they train round r + 1 (eval.every=1 and no
+    checkpoint after round r = 3); a stop in round r + 1 must leave round r's evaluation in the resumed
+    file exactly once, as in an uninterrupted run in one process."""
+    job = [*JOB, "--set", "eval.every=1", "--set", "checkpoint.every=3"]
+    reference = tmp_path / "reference.h5"
+    assert run_hpcfed([*job, "--out", str(reference)]).returncode == 0
+    out = tmp_path / "run.h5"
+    assert run_hpcfed([*job, "--out", str(out), *[a for f in stop for a in ("--set", f)]], ranks=3,
+                      timeout=120).returncode != 0
+    resumed = run_hpcfed([*job, "--out", str(out), "--resume"], ranks=3, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    expected = {k: v for k, v in tables(reference).items() if k not in PLACEMENT}
+    assert_same_science(tables(out, ignore=PLACEMENT), expected)
+    assert tables(out)["eval/round"].tolist() == list(range(6))
 
 
 def test_a_raising_rank_ends_the_job_with_its_rank_and_cause(tmp_path):

@@ -25,7 +25,8 @@ def test_bench_overhead_reports_overhead_and_memory_per_population():
                    "--ranks", "2", *SMALL_MODEL)
     rows = [line.split() for line in out.splitlines() if re.match(r"\s*\d+\s+20\s", line)]
     assert [r[0] for r in rows] == ["100", "5000"]
-    for clients, per_round, round_s, train_s, overhead, peaks, ratio in rows:
+    for clients, per_round, round_s, train_s, overhead, eval_share, peaks, ratio in rows:
+        assert 0 <= float(eval_share.rstrip("%")) <= float(overhead.rstrip("%"))
         assert 0 < float(train_s) <= float(round_s)
         assert 0 <= float(overhead.rstrip("%")) < 100
         assert len(peaks.split("/")) == 2 and all(float(m) > 10 for m in peaks.split("/"))   # MiB, 2 ranks

@@ -8,7 +8,8 @@ all rounds but the first (which pays torch's first-call costs):
     overhead = 1 - sum(train_wall_s) / sum(round_wall_s)
 
 where ``train_wall_s`` is the slowest rank's local training and ``round_wall_s`` the whole round on
-rank 0 (planning, shipping, training, reduction, aggregation, evaluation, logging), and the peak
+rank 0 (planning, shipping, training, reduction, aggregation, evaluation, logging); the share of
+evaluation (``eval_wall_s``, once at the end of each run here) is shown apart. Also the peak
 resident memory of every rank (``peak_rss_mb``). Memory ratios compare each population with the
 smallest at the same clients per round.
 
@@ -50,8 +51,10 @@ def measure(population: int, per_round: int, rounds: int, ranks: int, extra: lis
         r = read_results(out)
     rounds_table = r["rounds"]
     round_s, train_s = rounds_table["round_wall_s"][1:], rounds_table["train_wall_s"][1:]
+    eval_s = rounds_table["eval_wall_s"][1:]
     return {"population": population, "per_round": per_round, "round_s": float(round_s.mean()),
             "train_s": float(train_s.mean()), "overhead": 1.0 - float(train_s.sum() / round_s.sum()),
+            "eval_share": float(eval_s.sum() / round_s.sum()),
             "peak_mb": np.atleast_1d(r["attrs"]["peak_rss_mb"]).astype(float), "wall_s": wall}
 
 
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     per_rounds = [int(v) for v in args.per_round.split(",")]
     print(f"FedAvg on Synthetic (20 samples/client, small CNN), {args.ranks} ranks, {args.rounds} rounds per run "
           f"(first not counted), settings: {' '.join(args.overrides) or 'defaults'}")
-    print(f"{'clients':>8} {'per round':>9} {'round s':>8} {'train s':>8} {'overhead':>8}  "
+    print(f"{'clients':>8} {'per round':>9} {'round s':>8} {'train s':>8} {'overhead':>8} {'of it eval':>10}  "
           f"{'peak MiB per rank':<24} {'peak vs smallest':>16}")
     for per_round in per_rounds:
         base = None
@@ -82,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             ratio = float((m["peak_mb"] / base).max())
             peaks = "/".join(f"{v:.0f}" for v in m["peak_mb"])
             print(f"{population:>8} {per_round:>9} {m['round_s']:>8.3f} {m['train_s']:>8.3f} "
-                  f"{m['overhead']:>8.1%}  {peaks:<24} {ratio:>15.3f}x", flush=True)
+                  f"{m['overhead']:>8.1%} {m['eval_share']:>10.1%}  {peaks:<24} {ratio:>15.3f}x", flush=True)
     return 0
 
 

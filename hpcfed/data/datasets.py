@@ -10,6 +10,8 @@ so the same arguments always give identical arrays.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,12 +147,19 @@ def _stratified_split(
 
 
 def _load_digits(test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
-    """Loads scikit-learn's 8x8 digits as float32 (N, 1, 8, 8) and splits off the test set."""
-    from sklearn.datasets import load_digits
+    """Loads scikit-learn's 8x8 digits as float32 (N, 1, 8, 8) and splits off the test set.
 
-    digits = load_digits()
-    x = digits.data.reshape(-1, 1, 8, 8).astype(np.float32)
-    y = digits.target.astype(np.int64)
+    The file that ``sklearn.datasets.load_digits`` reads is read directly: importing scikit-learn
+    costs most of a second on every rank.
+    """
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("data.name: 'digits' needs scikit-learn installed (its digits ship with it); "
+                        "expected `pip install scikit-learn`")
+    table = np.loadtxt(os.path.join(spec.submodule_search_locations[0], "datasets", "data", "digits.csv.gz"),
+                       delimiter=",")
+    x = table[:, :-1].reshape(-1, 1, 8, 8).astype(np.float32)
+    y = table[:, -1].astype(np.int64)
     train, test = _stratified_split(y, test_fraction, np.random.default_rng([seed, _SPLIT_STREAM]))
     return x[train], y[train], x[test], y[test]
 
