@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
@@ -36,3 +37,18 @@ def run_hpcfed(args: list[str], ranks: int = 0, timeout: float | None = None,
         cmd = [mpirun(), "-n", str(ranks), *cmd]
     env = {**os.environ, **MPI_ENV, "PYTHONPATH": str(SOURCE_ROOT)}
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def run_settings(settings: list[str], ranks: int, out: Path, tool: str) -> tuple[dict, float]:
+    """For command-line tools: run the default job changed by ``settings`` (``key=value`` strings)
+    into ``out``; return (its results as hpcfed.results.read_results gives them, wall seconds).
+    A failed run ends the tool with ``tool``'s name and the run's last lines of stderr."""
+    from hpcfed.results import read_results
+
+    start = time.perf_counter()
+    proc = run_hpcfed([*[a for s in settings for a in ("--set", s)], "--out", str(out)], ranks)
+    wall = time.perf_counter() - start
+    if proc.returncode:
+        raise SystemExit(f"{tool}: hpcfed failed (exit {proc.returncode}) with {' '.join(settings)}:\n"
+                         f"{proc.stderr[-3000:]}")
+    return read_results(out), wall

@@ -18,8 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hpcfed.launch import run_hpcfed  # noqa: E402
-from hpcfed.results import read_results  # noqa: E402
+from hpcfed.launch import run_settings  # noqa: E402
 
 JOBS = {
     "superfed (default job)": [],
@@ -29,17 +28,13 @@ JOBS = {
 
 
 def measure(settings: list[str], ranks: int, rounds: int) -> dict:
+    """Mean MPI bytes and slice bytes per round per worker of one run, and their ratio."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "comm.h5"
         sets = [*settings, f"rounds={rounds}", f"eval.every={rounds}"]
-        proc = run_hpcfed([*[a for s in sets for a in ("--set", s)], "--out", str(out)], ranks)
-        if proc.returncode:
-            raise SystemExit(f"bench_comm: the run failed:\n{proc.stderr[-3000:]}")
-        rounds_table = read_results(out)["rounds"]
+        rounds_table = run_settings(sets, ranks, Path(tmp) / "comm.h5", "bench_comm")[0]["rounds"]
     workers = ranks - 1
     mpi, need = rounds_table["mpi_bytes"].sum() / rounds, rounds_table["slice_bytes"].sum() / rounds
-    return {"mpi_per_rank": mpi / workers, "need_per_rank": need / workers, "ratio": mpi / need,
-            "simulated": rounds_table["bytes_down"].sum() / rounds + rounds_table["bytes_up"].sum() / rounds}
+    return {"mpi_per_rank": mpi / workers, "need_per_rank": need / workers, "ratio": mpi / need}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,15 +21,13 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hpcfed.launch import run_hpcfed  # noqa: E402
-from hpcfed.results import read_results  # noqa: E402
+from hpcfed.launch import run_settings  # noqa: E402
 
 SETTING = ["strategy.name=fedavg", "strategy.arch=largest", "data.name=synthetic", "data.partition=natural",
            "data.synthetic_samples=20", "clients.overselect=0", "devices.availability=always",
@@ -42,13 +40,7 @@ def measure(population: int, per_round: int, rounds: int, ranks: int, extra: lis
     sets = [*SETTING, f"clients.total={population}", f"clients.per_round={per_round}", f"rounds={rounds}",
             f"eval.every={rounds}", *extra]
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "overhead.h5"
-        start = time.perf_counter()
-        proc = run_hpcfed([*[a for s in sets for a in ("--set", s)], "--out", str(out)], ranks)
-        wall = time.perf_counter() - start
-        if proc.returncode:
-            raise SystemExit(f"bench_overhead: the run with {population} clients failed:\n{proc.stderr[-3000:]}")
-        r = read_results(out)
+        r, wall = run_settings(sets, ranks, Path(tmp) / "overhead.h5", "bench_overhead")
     rounds_table = r["rounds"]
     round_s, train_s = rounds_table["round_wall_s"][1:], rounds_table["train_wall_s"][1:]
     eval_s = rounds_table["eval_wall_s"][1:]

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hpcfed.config import load_job  # noqa: E402
-from hpcfed.launch import run_hpcfed as run_program  # noqa: E402
+from hpcfed.launch import run_settings  # noqa: E402
 from hpcfed.results import read_results  # noqa: E402
 from hpcfed.run import build_space, load_data  # noqa: E402
 from hpcfed.seeding import torch_generator  # noqa: E402
@@ -45,13 +45,7 @@ PEER_PACKAGES = {"pfl": ["pfl[pytorch]==0.6.0", "numpy"], "flower": ["flwr[simul
 
 def run_hpcfed(task: list[str], ranks: int, out: Path, batch_clients: int = 1) -> dict:
     """hpcfed on ``ranks`` processes (0 = one process, no mpirun); wall and training seconds, accuracy."""
-    task = [*task, f"train.batch_clients={batch_clients}"]
-    start = time.perf_counter()
-    proc = run_program([*[a for kv in task for a in ("--set", kv)], "--out", str(out)], ranks)
-    wall = time.perf_counter() - start
-    if proc.returncode:
-        raise SystemExit(f"bench_peers: hpcfed failed:\n{proc.stderr[-2000:]}")
-    r = read_results(out)
+    r, wall = run_settings([*task, f"train.batch_clients={batch_clients}"], ranks, out, "bench_peers")
     c = r["clients"]
     name = "hpcfed" if batch_clients == 1 else f"hpcfed/{batch_clients}"
     return {"peer": name, "workers": max(1, ranks - 1), "wall_s": wall,
