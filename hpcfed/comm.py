@@ -22,19 +22,22 @@ import numpy as np
 LAUNCHER_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK")   # set by mpirun / srun for each rank
 
 
-def _quick_singleton_start() -> None:
+def _quick_singleton_start() -> bool:
     """A process that no MPI launcher started is a world of one: Open MPI then needs only its
-    ``self`` transport, and not probing the network transports saves about a second of start-up."""
-    if not any(v in os.environ for v in LAUNCHER_VARIABLES):
-        os.environ.setdefault("OMPI_MCA_btl", "self")
+    ``self`` transport, and not probing the network transports saves about a second of start-up.
+    Returns whether it chose the transport (the choice is taken back once MPI has started, so that
+    processes this one launches do not inherit it)."""
+    if any(v in os.environ for v in LAUNCHER_VARIABLES) or "OMPI_MCA_btl" in os.environ:
+        return False
+    os.environ["OMPI_MCA_btl"] = "self"
+    return True
 
 
-_quick_singleton_start()
-from mpi4py import MPI  # noqa: E402  (after the transport choice, which MPI reads when it starts)
+_CHOSE_TRANSPORT = _quick_singleton_start()
+from mpi4py import MPI  # noqa: E402  (after the transport choice; importing it starts MPI)
 
-TAG_WEIGHTS, TAG_FAIL = 12, 13
-POLL_S = 0.002          # rank 0's polling interval while workers compute
-REPORT_GRACE_S = 10.0   # how long a failing worker waits for rank 0 to end the job before aborting itself
+if _CHOSE_TRANSPORT:
+    del os.environ["OMPI_MCA_btl"]
 
 
 class RankFailed(Exception):
