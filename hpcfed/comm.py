@@ -39,6 +39,10 @@ from mpi4py import MPI  # noqa: E402  (after the transport choice; importing it 
 if _CHOSE_TRANSPORT:
     del os.environ["OMPI_MCA_btl"]
 
+TAG_WEIGHTS, TAG_FAIL = 12, 13
+POLL_S = 0.002          # rank 0's polling interval while workers compute
+REPORT_GRACE_S = 10.0   # how long a failing worker waits for rank 0 to end the job before aborting itself
+
 
 class RankFailed(Exception):
     """Rank 0 learnt that a worker failed; the message names the rank and the cause."""
