@@ -132,16 +132,16 @@ class ResultsWriter:
         """Row of ``arch`` in architectures/json, added on first use."""
         if arch not in self.arch_ids:
             self.arch_ids[arch] = len(self.arch_ids)
-            self.pending["architectures"].append({"json": [arch.to_json()]})
+            self.pending["architectures"].append({"json": np.array([arch.to_json()], dtype=object)})
         return self.arch_ids[arch]
 
     def append_round(self, row: dict[str, Any], clients: dict[str, np.ndarray]) -> None:
-        self.pending["rounds"].append({k: [v] for k, v in row.items()})
+        self.pending["rounds"].append({k: np.asarray([v]) for k, v in row.items()})
         self.pending["clients"].append(clients)
         self._write_if_due()
 
     def append_eval(self, round_index: int, accuracy: np.ndarray) -> None:
-        self.pending["eval"].append({"round": [round_index], "accuracy": np.asarray(accuracy)[None]})
+        self.pending["eval"].append({"round": np.asarray([round_index]), "accuracy": np.asarray(accuracy)[None]})
         self._write_if_due()
 
     def _write_if_due(self) -> None:
@@ -152,9 +152,7 @@ class ResultsWriter:
         """Write every buffered row and flush the file."""
         for name, parts in self.pending.items():
             if parts:
-                _append(self.file[name], {k: np.concatenate([np.asarray(part[k], dtype=object if name == "architectures"
-                                                                        else None) for part in parts])
-                                          for k in parts[0]})
+                _append(self.file[name], {k: np.concatenate([part[k] for part in parts]) for k in parts[0]})
                 parts.clear()
         self.file.flush()
         self.written_at = time.monotonic()

@@ -2,11 +2,11 @@
 
 A host keeps one supernet buffer and the received global weights, and takes each client's
 samples from the data set when it trains it (generated ones are made right here); it never keeps
-a model per client, so its memory is O(supernet + data), not O(clients). For every
-client (or group of clients sharing a subnet, trained at once by hpcfed.batched) it resets the
-model to the global weights, runs the strategy's local training rule with each client's own random
-stream, and adds ``w * theta`` over the client's mask into the fixed-point sums (hpcfed.aggregate). Ranks >= 1 run :func:`serve`; with one process
-the server calls :meth:`ClientHost.train` directly.
+a model per client, so its memory is O(supernet + data), not O(clients). For every client (or
+group of clients sharing a subnet, trained at once by hpcfed.batched) it resets the model to the
+global weights, runs the strategy's local training rule with each client's own random stream, and
+adds ``w * theta`` over the client's mask into the fixed-point sums (hpcfed.aggregate). Ranks >= 1
+run :func:`serve`; with one process the server calls :meth:`ClientHost.train` directly.
 """
 from __future__ import annotations
 
