@@ -70,7 +70,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class StrategyConfig:
-    name: str = "superfed"              # fedavg | superfed | heterofl
+    name: str = "superfed"              # fedavg | superfed | heterofl | fedrolex | feddropout
     arch: str = "largest"               # fedavg: largest | smallest | ref<i> (i-th reference subnet)
     distribution: str = "tracking_sandwich"  # superfed: tracking_sandwich | sandwich | random
     weighting: str = "maxnet"           # superfed: maxnet | uniform (plain overlap averaging)
@@ -145,7 +145,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.partition": ("iid", "dirichlet", "shards", "natural"),
     "model.space": ("resnet",),
     "model.norm": ("none", "bn", "rms"),
-    "strategy.name": ("fedavg", "superfed", "heterofl"),
+    "strategy.name": ("fedavg", "superfed", "heterofl", "fedrolex", "feddropout"),
     "strategy.distribution": ("tracking_sandwich", "sandwich", "random"),
     "strategy.weighting": ("maxnet", "uniform"),
     "train.device": ("auto", "cpu", "cuda"),

@@ -16,6 +16,8 @@ from hpcfed.seeding import rng as seeded_rng
 from hpcfed.seeding import torch_generator
 from hpcfed.strategies import STRATEGIES, ClientSlot, make_strategy
 from hpcfed.strategies.fedavg import FedAvg
+from hpcfed.strategies.feddropout import FederatedDropout
+from hpcfed.strategies.fedrolex import FedRolex
 from hpcfed.strategies.heterofl import HeteroFL
 from hpcfed.strategies.superfed import SuperFed
 from hpcfed.supernet import Arch, ElasticResNet, SubnetSpec, cost
@@ -238,9 +240,49 @@ def test_heterofl_gives_the_widest_fitting_tier_and_scale_one_over_r():
 
 def test_make_strategy_by_name():
     space = tiny_space()
-    assert set(STRATEGIES) == {"fedavg", "superfed", "heterofl"}
-    for name, cls in (("fedavg", FedAvg), ("superfed", SuperFed), ("heterofl", HeteroFL)):
+    assert set(STRATEGIES) == {"fedavg", "superfed", "heterofl", "fedrolex", "feddropout"}
+    for name, cls in (("fedavg", FedAvg), ("superfed", SuperFed), ("heterofl", HeteroFL), ("fedrolex", FedRolex),
+                      ("feddropout", FederatedDropout)):
         assert type(make_strategy(make_job(name=name), space)) is cls
+
+
+@pytest.mark.parametrize("tier", [0.25, 0.5])
+def test_fedrolex_window_covers_every_channel_exactly_equally(tier):
+    """Over C rounds the rolling window of a group of C channels covers each channel c = |window| times."""
+    space = tiny_space(width_choices=(0.25, 0.5, 1.0))
+    strategy = FedRolex(make_job(name="fedrolex"), space)
+    fits = lambda slot, arch: arch.width <= tier  # noqa: E731
+    full = space.max_group_sizes()
+    counts = {group: np.zeros(size, dtype=int) for group, size in full.items()}
+    rounds = int(np.lcm.reduce(list(full.values())))       # a multiple of every group's C
+    for r in range(rounds):
+        spec = strategy.assign(r, make_slots([0]), fits, seeded_rng(0, "assign", r))[0]
+        assert spec.arch.width == tier and strategy.train_scale(spec) == 1 / tier
+        channels = dict(spec.channels)
+        assert set(channels) == set(full)                   # every group is narrowed at this tier
+        sizes = space.group_sizes(spec.arch)
+        for group, chosen in channels.items():    # the window starts at r mod C, contiguous modulo C
+            assert set(chosen) == {(r + i) % full[group] for i in range(sizes[group])}, (r, group)
+            counts[group][list(chosen)] += 1
+    for group, hits in counts.items():
+        assert (hits == rounds // full[group] * sizes[group]).all(), group
+
+
+def test_federated_dropout_draws_random_channel_subsets_of_the_tier_size():
+    space = tiny_space(width_choices=(0.5, 1.0))
+    strategy = FederatedDropout(make_job(name="feddropout"), space)
+    fits = lambda slot, arch: arch.width <= (0.5 if slot.client < 3 else 1.0)  # noqa: E731
+    specs = strategy.assign(4, make_slots([0, 1, 2, 3]), fits, seeded_rng(0, "assign", 4))
+    assert specs[3] == SubnetSpec(space.largest())                # the full width has nothing to drop
+    full, sizes = space.max_group_sizes(), space.group_sizes(specs[0].arch)
+    for spec in specs[:3]:
+        for group, chosen in spec.channels:
+            assert len(chosen) == sizes[group] < full[group] and len(set(chosen)) == len(chosen)
+            assert 0 <= min(chosen) and max(chosen) < full[group]
+    assert len({spec.channels for spec in specs[:3]}) == 3        # clients draw independently
+    again = strategy.assign(4, make_slots([0, 1, 2, 3]), fits, seeded_rng(0, "assign", 4))
+    later = strategy.assign(5, make_slots([0, 1, 2, 3]), fits, seeded_rng(0, "assign", 5))
+    assert again == specs and later[:3] != specs[:3]               # seeded per round
 
 
 # --- ClientHost.train: the fused buffer equals separately trained clients --------------------------

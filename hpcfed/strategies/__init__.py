@@ -1,10 +1,12 @@
 """Federated strategies, one file each, sharing the round loop of :mod:`hpcfed.server`."""
 from hpcfed.strategies.base import ClientSlot, Strategy
 from hpcfed.strategies.fedavg import FedAvg
+from hpcfed.strategies.feddropout import FederatedDropout
+from hpcfed.strategies.fedrolex import FedRolex
 from hpcfed.strategies.heterofl import HeteroFL
 from hpcfed.strategies.superfed import SuperFed
 
-STRATEGIES: dict[str, type[Strategy]] = {s.name: s for s in (FedAvg, SuperFed, HeteroFL)}
+STRATEGIES: dict[str, type[Strategy]] = {s.name: s for s in (FedAvg, SuperFed, HeteroFL, FedRolex, FederatedDropout)}
 
 
 def make_strategy(job, space) -> Strategy:
