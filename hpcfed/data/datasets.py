@@ -265,8 +265,7 @@ def _synthetic(num_clients: int, alpha: float, beta: float, dim: int, samples: i
     _check_test_set(int(generator.held_out[:TEST_CLIENTS].sum()), int(generator.counts[:TEST_CLIENTS].sum()),
                     test_fraction)
     pooled = range(min(num_clients, TEST_CLIENTS))
-    generator.fit_normalisation(pooled)
-    x_test, y_test = generator.test_set(pooled)
+    x_test, y_test = generator.pool(pooled)
     offsets = np.concatenate([[0], np.cumsum(generator.train_counts)]).astype(np.int64)
     offsets.setflags(write=False)
     return GeneratedData(name="synthetic", x_test=x_test, y_test=y_test, num_classes=NUM_CLASSES,

@@ -55,12 +55,6 @@ class SyntheticClients:
         x = v + rng.standard_normal((self.counts[k], self.dim)) * self.sigma_sqrt
         return x, np.argmax(x @ weights.T + bias, axis=1).astype(np.int64)
 
-    def fit_normalisation(self, clients: range) -> None:
-        """Per-feature mean and std of the training samples of ``clients``."""
-        train = np.concatenate([self.raw(k)[0][self.held_out[k]:] for k in clients])
-        self.mean, self.std = train.mean(axis=0), train.std(axis=0)
-        self.std[self.std == 0] = 1.0
-
     def as_images(self, x: np.ndarray) -> torch.Tensor:
         """Normalised float32 samples shaped (n, 1, 1, dim)."""
         return torch.from_numpy(((x - self.mean) / self.std).astype(np.float32).reshape(-1, 1, 1, self.dim))
@@ -70,8 +64,17 @@ class SyntheticClients:
         t = self.held_out[k]
         return self.as_images(x[t:]), torch.from_numpy(y[t:])
 
-    def test_set(self, clients: range) -> tuple[torch.Tensor, torch.Tensor]:
-        parts = [self.raw(k) for k in clients]
-        x = np.concatenate([x[:t] for (x, _), t in zip(parts, self.held_out[clients.start:clients.stop])])
-        y = np.concatenate([y[:t] for (_, y), t in zip(parts, self.held_out[clients.start:clients.stop])])
-        return self.as_images(x), torch.from_numpy(y)
+    def pool(self, clients: range) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fit the per-feature normalisation to the training samples of ``clients`` and return their
+        held-out samples, normalised, as the test set (one pass over the clients)."""
+        train, test_x, test_y = [], [], []
+        for k in clients:
+            x, y = self.raw(k)
+            t = self.held_out[k]
+            train.append(x[t:])
+            test_x.append(x[:t])
+            test_y.append(y[:t])
+        train = np.concatenate(train)
+        self.mean, self.std = train.mean(axis=0), train.std(axis=0)
+        self.std[self.std == 0] = 1.0
+        return self.as_images(np.concatenate(test_x)), torch.from_numpy(np.concatenate(test_y))
