@@ -70,7 +70,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class StrategyConfig:
-    name: str = "superfed"              # fedavg | superfed | heterofl | fedrolex | feddropout
+    name: str = "superfed"              # fedavg | superfed | heterofl | fedrolex | feddropout | fedsup | efedsup | fjord
     arch: str = "largest"               # fedavg: largest | smallest | ref<i> (i-th reference subnet)
     distribution: str = "tracking_sandwich"  # superfed: tracking_sandwich | sandwich | random
     weighting: str = "maxnet"           # superfed: maxnet | uniform (plain overlap averaging)
@@ -78,6 +78,11 @@ class StrategyConfig:
     beta_end: float = 0.0               # maxnet: final weight; 0 = 1/n (uniform)
     decay_fraction: float = 0.8         # maxnet: share of the rounds over which beta decays
     sample_weighted: bool = False       # multiply client weights by their sample share
+    sandwich_random: int = 2            # fedsup, efedsup: random subnets per batch besides the largest and smallest
+    distill: bool = True                # fedsup, efedsup: in-place distillation; fjord: self-distillation;
+                                        # false = cross-entropy for every subnet
+    tiers: str = "device"               # efedsup: device (largest reference subnet the device fits) | fixed4
+    merge: str = "covered"              # efedsup: covered (the one rule) | selected (reference code's divisor)
 
 
 @dataclass(frozen=True)
@@ -145,7 +150,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.partition": ("iid", "dirichlet", "shards", "natural"),
     "model.space": ("resnet",),
     "model.norm": ("none", "bn", "rms"),
-    "strategy.name": ("fedavg", "superfed", "heterofl", "fedrolex", "feddropout"),
+    "strategy.name": ("fedavg", "superfed", "heterofl", "fedrolex", "feddropout", "fedsup", "efedsup", "fjord"),
+    "strategy.tiers": ("device", "fixed4"),
+    "strategy.merge": ("covered", "selected"),
     "strategy.distribution": ("tracking_sandwich", "sandwich", "random"),
     "strategy.weighting": ("maxnet", "uniform"),
     "train.device": ("auto", "cpu", "cuda"),
@@ -334,3 +341,4 @@ def validate(job: JobConfig) -> None:
     _check(0 < s.beta0 <= 1, "strategy.beta0", s.beta0, "a number in (0, 1]")
     _check(0 <= s.beta_end <= 1, "strategy.beta_end", s.beta_end, "a number in [0, 1] (0 = 1/n)")
     _check(0 < s.decay_fraction <= 1, "strategy.decay_fraction", s.decay_fraction, "a number in (0, 1]")
+    _check(s.sandwich_random >= 0, "strategy.sandwich_random", s.sandwich_random, "an integer >= 0")

@@ -39,6 +39,7 @@ from hpcfed.results import ResultsWriter
 from hpcfed.seeding import rng
 from hpcfed.strategies import ClientSlot, Strategy
 from hpcfed.supernet import Arch, ElasticResNet, SubnetSpec, cost
+from hpcfed.training import batch_lengths, min_batch
 from hpcfed.worker import ClientHost
 
 cached_cost = lru_cache(maxsize=4096)(cost)
@@ -62,6 +63,7 @@ class Server:
         self.last_accuracy: np.ndarray | None = None
         self.deferred_eval: tuple[int, torch.Tensor] | None = None   # (round, its weights), see log_round
         self.overlapped_eval_s = 0.0   # evaluation seconds spent while the workers trained this round
+        self.schedule_macs: dict = {}  # (client, spec) -> training MACs of its local schedule, this round
         if resume_from is None:
             self.weights = model.flat.detach().cpu().clone()  # the global supernet weights
             self.clock, self.next_round, wall_s = 0.0, 0, 0.0  # virtual seconds, round to play
@@ -115,9 +117,10 @@ class Server:
         slots = [ClientSlot(c, int(self.samples[c]), self.population.device(c),
                             self.population.availability(c, self.clock)) for c in cohort]
         # 2. subnets within each client's budget
-        specs = self.strategy.assign(r, slots, self.fits, rng(job.seed, "assign", r))
+        self.schedule_macs.clear()
+        specs = self.strategy.assign(r, slots, lambda slot, arch: self.fits(r, slot, arch), rng(job.seed, "assign", r))
         # 3. virtual round times; the deadline and over-selection decide who is kept
-        times = np.array([self.client_time(s, spec) for s, spec in zip(slots, specs)])
+        times = np.array([self.client_time(r, s, spec) for s, spec in zip(slots, specs)])
         kept, duration = apply_deadline(times, want, job.clients.deadline_s)
         if duration == 0.0:
             duration = job.devices.period_s   # nobody could work: wait for availability to change
@@ -128,7 +131,7 @@ class Server:
             w = self.strategy.weights(r, [slots[i] for i in chosen], [specs[i] for i in chosen])
             weights[chosen] = w / w.sum()
         tasks = [ClientTask(j, slots[i].client, specs[i], float(weights[i]),
-                            float(self.train_macs(slots[i], specs[i]))) for j, i in enumerate(chosen)]
+                            float(self.train_macs(r, slots[i], specs[i]))) for j, i in enumerate(chosen)]
         tasks = assign_groups(tasks, job.train.batch_clients if self.strategy.batchable else 1)
         # 5. train on the workers, one fused reduction back
         fused, traffic, ranks = self.dispatch(r, tasks)
@@ -150,25 +153,44 @@ class Server:
         acc_weight = torch.zeros(self.model.num_params, dtype=torch.int64)
         for spec, fixed in per_spec.items():
             add_weight(acc_weight, self.model.flat_index(spec), fixed)
+        if self.strategy.divide_by_selected:   # every covered element over all contributing clients' weight
+            acc_weight = torch.where(acc_weight > 0, sum(per_spec.values()), 0)
         return acc_weight
 
     # -- budgets and costs ----------------------------------------------------------------------
-    def fits(self, slot: ClientSlot, arch: Arch) -> bool:
-        """The client can train ``arch``: it fits its memory and, with a deadline, its time budget."""
+    def fits(self, r: int, slot: ClientSlot, arch: Arch) -> bool:
+        """The client can train ``arch``: it fits its memory and, with a deadline, its time budget
+        (a multi-subnet rule holds one subnet's activations at a time: the largest, ``arch``)."""
         c = cached_cost(self.space, arch)
         if c.train_memory_bytes(self.job.train.batch_size) > slot.device.memory_bytes:
             return False
         deadline = self.job.clients.deadline_s
-        return deadline <= 0 or self.client_time(slot, SubnetSpec(arch)) <= deadline
+        return deadline <= 0 or self.client_time(r, slot, SubnetSpec(arch)) <= deadline
 
-    def train_macs(self, slot: ClientSlot, spec: SubnetSpec) -> int:
-        return cached_cost(self.space, spec.arch).train_macs(slot.samples * self.job.train.local_epochs)
+    def train_macs(self, r: int, slot: ClientSlot, spec: SubnetSpec) -> float:
+        """The client's local training MACs in round ``r``: its samples times the local epochs on the
+        spec's subnet, or the sum over its local schedule's batches and subnets."""
+        return self.planned_macs(r, slot, spec)[0]
 
-    def client_time(self, slot: ClientSlot, spec: SubnetSpec | None) -> float:
+    def planned_macs(self, r: int, slot: ClientSlot, spec: SubnetSpec) -> tuple[float, bool]:
+        """(:meth:`train_macs`, whether the strategy gave a local schedule), remembered for the round."""
+        key = (slot.client, spec)
+        if key not in self.schedule_macs:
+            schedule = self.strategy.local_schedule(r, slot.client, spec, slot.samples)
+            if schedule is None:
+                macs = cached_cost(self.space, spec.arch).train_macs(slot.samples * self.job.train.local_epochs)
+            else:
+                lengths = batch_lengths(slot.samples, self.job.train, min_batch(self.space.norm))
+                macs = sum(n * sum(cached_cost(self.space, a).train_macs(1) for a in archs)
+                           for n, archs in zip(lengths, schedule))
+            self.schedule_macs[key] = (macs, schedule is not None)
+        return self.schedule_macs[key]
+
+    def client_time(self, r: int, slot: ClientSlot, spec: SubnetSpec | None) -> float:
         if spec is None:
             return math.inf
         nbytes = cached_cost(self.space, spec.arch).param_bytes
-        return round_time(slot.device, slot.availability, nbytes, self.train_macs(slot, spec), nbytes)
+        return round_time(slot.device, slot.availability, nbytes, self.train_macs(r, slot, spec), nbytes)
 
     # -- transport ------------------------------------------------------------------------------
     def dispatch(self, r: int, tasks: list[ClientTask]) -> tuple[np.ndarray, dict, np.ndarray]:
@@ -224,11 +246,16 @@ class Server:
             c = cached_cost(self.space, spec.arch)
             down[i] = c.param_bytes
             if kept[i]:
-                up[i], macs[i] = c.param_bytes, c.train_macs(int(samples[i]))
+                up[i] = c.param_bytes
+                planned, scheduled = self.planned_macs(r, slot, spec)
+                if scheduled:   # the whole schedule ran, or nothing (a failed client)
+                    macs[i] = planned if samples[i] else 0.0
+                else:
+                    macs[i] = c.train_macs(int(samples[i]))
             else:   # a dropped straggler worked until the round ended
                 download = c.param_bytes / slot.device.down_bytes_per_s
                 share = min(1.0, max(0.0, (duration - download) / max(times[i] - download, 1e-12)))
-                macs[i] = share * self.train_macs(slot, spec)
+                macs[i] = share * self.train_macs(r, slot, spec)
         arch_ids = np.array([self.writer.arch_id(s.arch) if s is not None else -1 for s in specs], dtype=np.int64)
         trained = made.sum()
         train_loss = float(np.nansum(loss * samples) / max(samples[made].sum(), 1)) if trained else math.nan

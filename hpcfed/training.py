@@ -20,12 +20,20 @@ def min_batch(norm: str) -> int:
 
 def batch_schedule(n: int, cfg: TrainConfig, generator: torch.Generator, smallest: int) -> list[torch.Tensor]:
     """The client's minibatches for all local epochs: a fresh permutation per epoch from ``generator``,
-    cut into ``cfg.batch_size`` pieces; pieces smaller than ``smallest`` are skipped."""
+    cut into ``cfg.batch_size`` pieces; pieces smaller than ``smallest`` are skipped (their sizes are
+    :func:`batch_lengths`, known without the generator)."""
     batches = []
     for _ in range(cfg.local_epochs):
         order = torch.randperm(n, generator=generator)
         batches += [idx for idx in order.split(cfg.batch_size) if len(idx) >= smallest]
     return batches
+
+
+def batch_lengths(n: int, cfg: TrainConfig, smallest: int) -> list[int]:
+    """Sizes of the minibatches :func:`batch_schedule` gives for ``n`` samples, in order."""
+    full, rest = divmod(n, cfg.batch_size)
+    epoch = [cfg.batch_size] * full + ([rest] if rest else [])
+    return [b for b in epoch if b >= smallest] * cfg.local_epochs
 
 
 def train_subnet(model: ElasticResNet, spec: SubnetSpec, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,

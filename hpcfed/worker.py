@@ -60,8 +60,10 @@ class ClientHost:
                 results = self.strategy.train_clients(self.model, members[0].spec, torch.cat(xs).to(self.device),
                                                       torch.cat(ys).to(self.device), rows, generators)
             else:
-                loss, seen = self.strategy.train_client(self.model, members[0].spec, xs[0].to(self.device),
-                                                        ys[0].to(self.device), generators[0])
+                task = members[0]
+                schedule = self.strategy.local_schedule(round_index, task.client, task.spec, len(ys[0]))
+                loss, seen = self.strategy.train_client(self.model, task.spec, xs[0].to(self.device),
+                                                        ys[0].to(self.device), generators[0], schedule)
                 results = [(self.model.flat.detach()[self._device_index(members[0].spec)], loss, seen)]
             for task, (theta, loss, seen) in zip(members, results):
                 self._record(fused, slots, round_index, task, theta.cpu(), loss, seen)

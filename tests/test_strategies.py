@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hpcfed.aggregate import SCALE, maxnet_beta
-from hpcfed.config import ClientsConfig, JobConfig, StrategyConfig, TrainConfig
+from hpcfed.config import CHOICES, ClientsConfig, JobConfig, StrategyConfig, TrainConfig
 from hpcfed.data import load_federated_data
 from hpcfed.devices import Device
 from hpcfed.plan import METRICS_PER_CLIENT, ClientTask, split_fused
@@ -18,6 +18,8 @@ from hpcfed.strategies import STRATEGIES, ClientSlot, make_strategy
 from hpcfed.strategies.fedavg import FedAvg
 from hpcfed.strategies.feddropout import FederatedDropout
 from hpcfed.strategies.fedrolex import FedRolex
+from hpcfed.strategies.fedsup import EFedSup, FedSup
+from hpcfed.strategies.fjord import FjORD
 from hpcfed.strategies.heterofl import HeteroFL
 from hpcfed.strategies.superfed import SuperFed
 from hpcfed.supernet import Arch, ElasticResNet, SubnetSpec, cost
@@ -240,9 +242,10 @@ def test_heterofl_gives_the_widest_fitting_tier_and_scale_one_over_r():
 
 def test_make_strategy_by_name():
     space = tiny_space()
-    assert set(STRATEGIES) == {"fedavg", "superfed", "heterofl", "fedrolex", "feddropout"}
-    for name, cls in (("fedavg", FedAvg), ("superfed", SuperFed), ("heterofl", HeteroFL), ("fedrolex", FedRolex),
-                      ("feddropout", FederatedDropout)):
+    expected = {"fedavg": FedAvg, "superfed": SuperFed, "heterofl": HeteroFL, "fedrolex": FedRolex,
+                "feddropout": FederatedDropout, "fedsup": FedSup, "efedsup": EFedSup, "fjord": FjORD}
+    assert set(STRATEGIES) == set(expected) == set(CHOICES["strategy.name"])
+    for name, cls in expected.items():
         assert type(make_strategy(make_job(name=name), space)) is cls
 
 

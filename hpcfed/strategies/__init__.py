@@ -3,10 +3,13 @@ from hpcfed.strategies.base import ClientSlot, Strategy
 from hpcfed.strategies.fedavg import FedAvg
 from hpcfed.strategies.feddropout import FederatedDropout
 from hpcfed.strategies.fedrolex import FedRolex
+from hpcfed.strategies.fedsup import EFedSup, FedSup
+from hpcfed.strategies.fjord import FjORD
 from hpcfed.strategies.heterofl import HeteroFL
 from hpcfed.strategies.superfed import SuperFed
 
-STRATEGIES: dict[str, type[Strategy]] = {s.name: s for s in (FedAvg, SuperFed, HeteroFL, FedRolex, FederatedDropout)}
+STRATEGIES: dict[str, type[Strategy]] = {s.name: s for s in (FedAvg, SuperFed, HeteroFL, FedRolex, FederatedDropout,
+                                                                 FedSup, EFedSup, FjORD)}
 
 
 def make_strategy(job, space) -> Strategy:

@@ -17,7 +17,9 @@ from hpcfed.config import JobConfig
 from hpcfed.devices import Device
 from hpcfed.supernet import Arch, ElasticResNet, ResNetSpace, SubnetSpec
 from hpcfed.batched import train_group
-from hpcfed.training import train_subnet
+from hpcfed.sandwich import Schedule, train_schedule
+from hpcfed.seeding import rng
+from hpcfed.training import batch_lengths, min_batch, train_subnet
 
 Fits = Callable[["ClientSlot", Arch], bool]
 
@@ -37,6 +39,8 @@ class Strategy:
 
     name = "base"
     batchable = True   # the local rule is plain SGD on one subnet, which hpcfed.batched can run for groups
+    distill = False    # multi-subnet rules: later subnets of a batch learn the first one's soft outputs
+    divide_by_selected = False   # merge: an element's sum over all contributing clients' weight, not the covering ones'
 
     def __init__(self, job: JobConfig, space: ResNetSpace):
         self.job, self.space = job, space
@@ -54,10 +58,25 @@ class Strategy:
         """Factor on every convolution output during local training (1 = none)."""
         return 1.0
 
+    def local_schedule(self, round_index: int, client: int, spec: SubnetSpec, samples: int) -> Schedule | None:
+        """The subnets each local batch trains, teacher first, for rules that train several per batch
+        (hpcfed.sandwich); None = ``spec``'s subnet alone. Drawn from the client's own seeded stream
+        (:meth:`schedule_stream`), so the server computes the same schedule to count MACs."""
+        return None
+
+    def schedule_stream(self, round_index: int, client: int) -> np.random.Generator:
+        return rng(self.job.seed, "subnets", round_index, client)
+
+    def local_batches(self, samples: int) -> int:
+        return len(batch_lengths(samples, self.job.train, min_batch(self.space.norm)))
+
     def train_client(self, model: ElasticResNet, spec: SubnetSpec, x: torch.Tensor, y: torch.Tensor,
-                     generator: torch.Generator) -> tuple[float, int]:
-        """Local training rule; returns (mean loss, samples processed)."""
-        return train_subnet(model, spec, x, y, self.job.train, generator, self.train_scale(spec))
+                     generator: torch.Generator, schedule: Schedule | None = None) -> tuple[float, int]:
+        """Local training rule (with its :meth:`local_schedule`, if any); returns (mean loss, samples processed)."""
+        if schedule is None:
+            return train_subnet(model, spec, x, y, self.job.train, generator, self.train_scale(spec))
+        return train_schedule(model, schedule, x, y, self.job.train, generator, self.distill,
+                              lambda arch: self.train_scale(SubnetSpec(arch)))
 
     def train_clients(self, model: ElasticResNet, spec: SubnetSpec, x: torch.Tensor, y: torch.Tensor,
                       rows: list[torch.Tensor], generators: list[torch.Generator]) -> list[tuple[torch.Tensor, float, int]]:

@@ -92,6 +92,28 @@ class ResNetSpace:
                         for d in depths)
         return Arch(depths, expands, kernels, float(self.width_choices[int(rng.integers(len(self.width_choices)))]))
 
+    def sample_within(self, bound: Arch, rng: np.random.Generator) -> Arch:
+        """A uniformly random architecture inside ``bound``: depth per stage up to the bound's, then
+        per block an expand and a kernel, and a width, each up to the bound's (prefix slicing makes
+        its slice part of the bound's). The random subnets of a client's sandwich rule (FedSup)."""
+        def pick(choices, limit):
+            allowed = sorted(c for c in choices if c <= limit)
+            return allowed[int(rng.integers(len(allowed)))]
+        depths = tuple(int(rng.integers(1, d + 1)) for d in bound.depths)
+        expands = tuple(tuple(float(pick(self.expand_choices, bound.expands[s][b])) for b in range(d))
+                        for s, d in enumerate(depths))
+        kernels = tuple(tuple(int(pick(self.kernel_choices, bound.kernels[s][b])) for b in range(d))
+                        for s, d in enumerate(depths))
+        return Arch(depths, expands, kernels, float(pick(self.width_choices, bound.width)))
+
+    @staticmethod
+    def contains(bound: Arch, arch: Arch) -> bool:
+        """Whether every choice of ``arch`` is at most ``bound``'s (so its slice lies in ``bound``'s)."""
+        return (arch.width <= bound.width and len(arch.depths) == len(bound.depths)
+                and all(d <= bd and all(e <= be for e, be in zip(es, bes)) and all(k <= bk for k, bk in zip(ks, bks))
+                        for d, bd, es, bes, ks, bks in zip(arch.depths, bound.depths, arch.expands, bound.expands,
+                                                           arch.kernels, bound.kernels)))
+
     def validate(self, arch: Arch) -> Arch:
         """Return ``arch`` if it belongs to this space, else raise one line naming the bad part."""
         if len(arch.depths) != len(self.depths):

@@ -1,0 +1,79 @@
+"""FedSup and E-FedSup: supernet training inside every client (Kim et al., "Supernet Training for
+Federated Image Classification under System Heterogeneity", 2022).
+
+FedSup: every sampled client receives the whole supernet (FedSup assumes every device can hold it,
+so the device's memory is not consulted; a deadline still drops the slow) and trains it with the
+sandwich rule (hpcfed.sandwich): per batch the largest subnet with cross-entropy, then
+``strategy.sandwich_random`` random subnets and the smallest with a KL loss against the largest's
+soft outputs (``strategy.distill``; cross-entropy when off), gradients accumulated, one step.
+Weights are sample shares under the one aggregation rule (with full slices: FedAvg of the supernet).
+
+E-FedSup: each client receives only a sub-model that fits it and runs the same rule inside it (its
+largest is the sub-model, its random subnets lie within it), so only that slice is shipped and
+merged. ``strategy.tiers``: ``device`` gives the largest reference subnet (``eval.subnets`` from the
+smallest to the largest) that the client's device fits (memory and, with a deadline, time);
+``fixed4`` is the reference code's four tiers, fixed per client (client mod 4): the smallest subnet,
+a random subnet in the lower or the upper half of the parameter range, the largest subnet.
+``strategy.merge: selected`` divides every covered element by the weight of all contributing clients
+(the reference code's division by the number of selected clients) instead of the covering ones'.
+"""
+from __future__ import annotations
+
+from hpcfed.strategies.base import Strategy, fit_or_none
+from hpcfed.supernet import Arch, SubnetSpec, cost
+
+BAND_TRIES = 64   # random draws to find a subnet in a parameter band (fixed4 tiers)
+
+
+class FedSup(Strategy):
+    name = "fedsup"
+    batchable = False
+
+    def __init__(self, job, space):
+        super().__init__(job, space)
+        self.distill = job.strategy.distill
+
+    def assign(self, round_index, slots, fits, rng):
+        return [SubnetSpec(self.space.largest())] * len(slots)
+
+    def local_schedule(self, round_index, client, spec, samples):
+        """Per batch: the client's largest (its sub-model), K random subnets inside it, the smallest."""
+        bound, smallest, k = spec.arch, self.space.smallest(), self.job.strategy.sandwich_random
+        tail = (smallest,) if smallest != bound else ()
+        g = self.schedule_stream(round_index, client)
+        return [(bound, *(self.space.sample_within(bound, g) for _ in range(k)), *tail)
+                for _ in range(self.local_batches(samples))]
+
+
+class EFedSup(FedSup):
+    name = "efedsup"
+
+    def __init__(self, job, space):
+        super().__init__(job, space)
+        self.divide_by_selected = job.strategy.merge == "selected"
+        self.tiers = space.references(job.eval.subnets)
+
+    def assign(self, round_index, slots, fits, rng):
+        if self.job.strategy.tiers == "fixed4":
+            return [fit_or_none(slot, self.fixed_tier(slot.client, rng), fits) for slot in slots]
+        specs = []
+        for slot in slots:
+            fitting = [a for a in self.tiers if fits(slot, a)]
+            specs.append(SubnetSpec(fitting[-1]) if fitting else None)
+        return specs
+
+    def fixed_tier(self, client: int, rng) -> Arch:
+        """The reference code's tier of ``client``: smallest, lower band, upper band, largest (client mod 4);
+        band subnets are drawn afresh every round (the band's end subnet if none is found)."""
+        smallest, largest = self.space.smallest(), self.space.largest()
+        tier = client % 4
+        if tier in (0, 3):
+            return (smallest, largest)[tier // 3]
+        low, high = cost(self.space, smallest).params, cost(self.space, largest).params
+        middle = (low + high) / 2
+        lo, hi = (low, middle) if tier == 1 else (middle, high)
+        for _ in range(BAND_TRIES):
+            arch = self.space.sample(rng)
+            if lo <= cost(self.space, arch).params <= hi:
+                return arch
+        return smallest if tier == 1 else largest

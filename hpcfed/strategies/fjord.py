@@ -1,0 +1,35 @@
+"""FjORD: ordered dropout for heterogeneous clients (Horvath et al., NeurIPS 2021).
+
+A client's p_max is its HeteroFL tier (the widest of ``model.width_choices`` it can hold); it
+receives that prefix slice and, per local batch, trains the width level p drawn uniformly from the
+levels <= p_max (ordered dropout: the first ceil(p C) channels of every layer). With
+``strategy.distill`` (self-distillation) a batch whose p < p_max trains p_max with cross-entropy and
+p with a KL loss against p_max's soft outputs (hpcfed.sandwich). No output scaler; sample-share
+weights; the reference subnets are the levels.
+"""
+from __future__ import annotations
+
+from hpcfed.strategies.heterofl import HeteroFL
+
+
+class FjORD(HeteroFL):
+    name = "fjord"
+    batchable = False
+
+    def __init__(self, job, space):
+        super().__init__(job, space)
+        self.distill = job.strategy.distill
+
+    def train_scale(self, spec):
+        return 1.0
+
+    def local_schedule(self, round_index, client, spec, samples):
+        """Per batch a level p <= p_max (the spec's width); with distillation (p_max, p) when p < p_max."""
+        top = spec.arch
+        levels = [a for a in self.tiers() if a.width <= top.width]
+        g = self.schedule_stream(round_index, client)
+        schedule = []
+        for _ in range(self.local_batches(samples)):
+            level = levels[int(g.integers(len(levels)))]
+            schedule.append((top, level) if self.distill and level != top else (level,))
+        return schedule

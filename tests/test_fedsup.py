@@ -1,0 +1,270 @@
+"""Tests of multi-subnet local training (hpcfed.sandwich) and the strategies built on it:
+FedSup, E-FedSup (hpcfed.strategies.fedsup) and FjORD (hpcfed.strategies.fjord)."""
+from __future__ import annotations
+
+import dataclasses
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from hpcfed.aggregate import fixed_weight
+from hpcfed.config import ClientsConfig, JobConfig, StrategyConfig, TrainConfig, load_job
+from hpcfed.data import load_federated_data
+from hpcfed.devices import Device
+from hpcfed.plan import ClientTask
+from hpcfed.results import read_results
+from hpcfed.run import build_space, load_data
+from hpcfed.sandwich import sandwich_step_loss, train_schedule
+from hpcfed.seeding import rng as seeded_rng
+from hpcfed.server import Server
+from hpcfed.strategies import ClientSlot, make_strategy
+from hpcfed.strategies.fedsup import EFedSup, FedSup
+from hpcfed.strategies.fjord import FjORD
+from hpcfed.supernet import Arch, ElasticResNet, SubnetSpec, cost
+from hpcfed.training import batch_lengths, batch_schedule, min_batch
+from hpcfed.worker import ClientHost
+from tests.fakes import tiny_space
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+TRAIN = TrainConfig(local_epochs=2, batch_size=8, lr=0.05, clip_norm=0.0)
+
+
+def make_job(**strategy) -> JobConfig:
+    return dataclasses.replace(JobConfig(), seed=3, clients=ClientsConfig(total=8, per_round=4),
+                               strategy=StrategyConfig(**strategy), train=TRAIN)
+
+
+def slot(client: int, memory_bytes: float = 1e9, samples: int = 30) -> ClientSlot:
+    return ClientSlot(client, samples, Device(1e9, memory_bytes, 1e6, 1e6), 1.0)
+
+
+# --- the sandwich step ----------------------------------------------------------------------------
+@pytest.mark.parametrize("distill", [True, False])
+def test_sandwich_step_loss_is_the_sum_of_the_terms_by_hand(distill):
+    space = tiny_space("rms", width_choices=(0.5, 1.0))
+    model = ElasticResNet(space, torch.Generator().manual_seed(0))
+    x = torch.randn(6, *space.input_shape, generator=torch.Generator().manual_seed(1))
+    y = torch.tensor([0, 3, 3, 9, 1, 5])
+    largest, smallest = space.largest(), space.smallest()
+    middle = space.sample_within(largest, np.random.default_rng(4))
+    archs = (largest, middle, smallest)
+
+    total = sandwich_step_loss(model, archs, x, y, distill)
+    got_grad = torch.cat([w.grad.reshape(-1) for w in model.weights])
+
+    # by hand, on standalone extracted subnets: -log p[y] for the teacher, then
+    # sum_c p_teacher (log p_teacher - log p_student) / B (or -log p_student[y])
+    def log_probs(arch):
+        logits = model.extract(SubnetSpec(arch))(x)
+        return logits - logits.exp().sum(dim=1, keepdim=True).log()
+    teacher = log_probs(largest).detach()
+    terms = [-teacher[torch.arange(6), y].mean()]
+    for arch in archs[1:]:
+        student = log_probs(arch)
+        if distill:
+            terms.append((teacher.exp() * (teacher - student)).sum() / 6)
+        else:
+            terms.append(-student[torch.arange(6), y].mean())
+    assert all(t.item() > 1e-4 for t in terms)
+    assert abs(total.item() - sum(t.item() for t in terms)) <= 1e-5 * total.item()
+
+    # the accumulated gradients are those of the summed loss
+    reference = ElasticResNet(space)
+    with torch.no_grad():
+        reference.flat.copy_(model.flat)
+    teacher_logits = reference(x, SubnetSpec(largest))
+    summed = torch.nn.functional.cross_entropy(teacher_logits, y)
+    soft = torch.softmax(teacher_logits.detach(), dim=1)
+    for arch in archs[1:]:
+        out = torch.log_softmax(reference(x, SubnetSpec(arch)), dim=1)
+        summed = summed + ((soft * (soft.log() - out)).sum() / 6 if distill else -out[torch.arange(6), y].mean())
+    summed.backward()
+    want_grad = torch.cat([w.grad.reshape(-1) for w in reference.weights])
+    torch.testing.assert_close(got_grad, want_grad, rtol=1e-5, atol=1e-7)
+
+
+def test_train_schedule_rejects_a_schedule_of_the_wrong_length():
+    space = tiny_space("none")
+    model = ElasticResNet(space)
+    x, y = torch.randn(20, *space.input_shape), torch.randint(0, 10, (20,))
+    with pytest.raises(ValueError, match="3 entries for 6 batches"):
+        train_schedule(model, [(space.largest(),)] * 3, x, y, TRAIN, torch.Generator(), distill=True)
+
+
+def test_batch_lengths_are_the_sizes_of_the_batch_schedule():
+    for n, norm in [(30, "bn"), (17, "bn"), (16, "none"), (3, "rms"), (1, "bn")]:
+        got = [len(b) for b in batch_schedule(n, TRAIN, torch.Generator().manual_seed(0), min_batch(norm))]
+        assert got == batch_lengths(n, TRAIN, min_batch(norm))
+
+
+# --- FedSup ---------------------------------------------------------------------------------------
+def test_fedsup_ships_the_whole_supernet_and_its_schedule_is_the_sandwich():
+    space = tiny_space("bn", width_choices=(0.5, 1.0))
+    strategy = FedSup(make_job(name="fedsup", sandwich_random=3), space)
+    slots = [slot(0, memory_bytes=1.0), slot(5)]          # FedSup does not consult the device
+    specs = strategy.assign(0, slots, lambda s, a: False, seeded_rng(0, "assign", 0))
+    assert specs == [SubnetSpec(space.largest())] * 2
+    schedule = strategy.local_schedule(2, 5, specs[1], samples=30)
+    assert len(schedule) == len(batch_lengths(30, TRAIN, 2)) == 8
+    randoms = set()
+    for archs in schedule:
+        assert len(archs) == 5 and archs[0] == space.largest() and archs[-1] == space.smallest()
+        randoms.update(archs[1:-1])
+    assert len(randoms) > 3 and all(space.validate(a) for a in randoms)
+    assert schedule == strategy.local_schedule(2, 5, specs[1], samples=30)       # seeded per round and client
+    assert schedule != strategy.local_schedule(3, 5, specs[1], samples=30)
+    assert schedule != strategy.local_schedule(2, 6, specs[1], samples=30)
+
+
+def test_sample_within_stays_inside_the_bound_and_reaches_all_of_it():
+    space = tiny_space("bn", width_choices=(0.25, 0.5, 1.0))
+    g = np.random.default_rng(0)
+    for _ in range(30):
+        bound = space.sample(g)
+        drawn = [space.sample_within(bound, g) for _ in range(200)]
+        assert all(space.contains(bound, a) and space.validate(a) for a in drawn)
+        assert bound in drawn or len(set(drawn)) > 20
+        within = set(ElasticResNet(space).flat_index(SubnetSpec(bound)).tolist())
+        assert all(set(ElasticResNet(space).flat_index(SubnetSpec(a)).tolist()) <= within for a in drawn[:5])
+
+
+# --- E-FedSup -------------------------------------------------------------------------------------
+def test_efedsup_device_tiers_are_the_largest_reference_subnet_that_fits():
+    space = tiny_space("bn", width_choices=(0.5, 1.0))
+    job = make_job(name="efedsup")
+    strategy = EFedSup(job, space)
+    tiers = space.references(job.eval.subnets)
+    need = [cost(space, a).train_memory_bytes(TRAIN.batch_size) for a in tiers]
+    assert need == sorted(need)
+    fits = lambda s, a: cost(space, a).train_memory_bytes(TRAIN.batch_size) <= s.device.memory_bytes  # noqa: E731
+    memories = [need[0] - 1, *need, (need[1] + need[-1]) / 2]
+    specs = strategy.assign(0, [slot(i, m) for i, m in enumerate(memories)], fits, seeded_rng(0, "assign", 0))
+    assert specs[0] is None and len(set(specs[1:])) > 2
+    for memory, spec in zip(memories[1:], specs[1:]):
+        assert spec == SubnetSpec(tiers[max(j for j, n in enumerate(need) if n <= memory)])
+
+
+def test_efedsup_fixed4_tiers_follow_the_client_and_the_parameter_bands():
+    space = tiny_space("bn", width_choices=(0.5, 1.0))
+    strategy = EFedSup(make_job(name="efedsup", tiers="fixed4"), space)
+    low, high = cost(space, space.smallest()).params, cost(space, space.largest()).params
+    middle = (low + high) / 2
+    for r in range(5):
+        specs = strategy.assign(r, [slot(c) for c in range(8)], lambda s, a: True, seeded_rng(0, "assign", r))
+        params = [cost(space, s.arch).params for s in specs]
+        for c in (0, 4):
+            assert specs[c].arch == space.smallest()
+        for c in (3, 7):
+            assert specs[c].arch == space.largest()
+        assert all(low <= params[c] <= middle for c in (1, 5)) and all(middle <= params[c] <= high for c in (2, 6))
+
+
+def test_efedsup_trains_and_ships_nothing_outside_the_clients_slice():
+    space = tiny_space("bn", width_choices=(0.5, 1.0))
+    data = load_federated_data("digits", None, "iid", 0.5, 2, 8, 0.2, 0)
+    strategy = EFedSup(make_job(name="efedsup"), space)
+    model = ElasticResNet(space, torch.Generator().manual_seed(0))
+    base = model.flat.detach().clone()
+    host = ClientHost(model, strategy, data, torch.device("cpu"))
+    for client, arch in ((1, space.references(5)[1]), (2, space.references(5)[3])):
+        spec = SubnetSpec(arch)
+        index = model.flat_index(spec)
+        assert 0 < len(index) < model.num_params
+        outside = torch.ones(model.num_params, dtype=torch.bool)
+        outside[index] = False
+        schedule = strategy.local_schedule(0, client, spec, int(data.samples_per_client()[client]))
+        for archs in schedule:
+            for a in archs:
+                assert not outside[model.flat_index(SubnetSpec(a))].any()
+        host.base.copy_(base)
+        host.train(0, (ClientTask(0, client, spec, 1.0, 1.0),), slots=1)
+        changed = model.flat.detach() != base
+        assert changed[index].any() and not changed[outside].any()
+        # what a worker receives for it: exactly the slice's values (hpcfed.server.Server.dispatch)
+        assert torch.equal(model.union_index([spec]), index)
+
+
+def test_efedsup_selected_merge_divides_covered_elements_by_all_contributing_clients():
+    space = tiny_space("bn", width_choices=(0.5, 1.0))
+    model = ElasticResNet(space)
+    small, large = SubnetSpec(space.references(5)[1]), SubnetSpec(space.largest())
+    tasks = [ClientTask(0, 0, small, 0.25, 1.0), ClientTask(1, 1, large, 0.5, 1.0), ClientTask(2, 2, small, 0.25, 1.0)]
+    made = np.array([True, True, False])
+    for merge, in_small, only_large in (("covered", 0.75, 0.5), ("selected", 0.75, 0.75)):
+        strategy = EFedSup(make_job(name="efedsup", merge=merge), space)
+        den = Server.denominators(SimpleNamespace(model=model, strategy=strategy), tasks, made)
+        inside = torch.zeros(model.num_params, dtype=torch.bool)
+        inside[model.flat_index(small)] = True
+        assert (den[inside] == fixed_weight(0.25) + fixed_weight(0.5)).all()
+        assert (den[~inside] == fixed_weight(only_large) if merge == "covered" else
+                den[~inside] == fixed_weight(0.25) + fixed_weight(0.5)).all()
+
+
+# --- FjORD ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("distill", [True, False])
+def test_fjord_levels_stay_within_each_clients_p_max(distill):
+    space = tiny_space("bn", width_choices=(0.25, 0.5, 1.0))
+    strategy = FjORD(make_job(name="fjord", distill=distill), space)
+    full = space.largest()
+    for p_max in (0.25, 0.5, 1.0):
+        top = Arch(full.depths, full.expands, full.kernels, p_max)
+        levels = []
+        for client in range(6):
+            for archs in strategy.local_schedule(1, client, SubnetSpec(top), samples=40):
+                level = archs[-1]
+                assert level.width <= p_max and level.depths == full.depths and level.expands == full.expands
+                if distill and level != top:
+                    assert archs == (top, level)
+                else:
+                    assert archs == (level,)
+                levels.append(level.width)
+        assert sorted(set(levels)) == [w for w in (0.25, 0.5, 1.0) if w <= p_max]
+    assert strategy.train_scale(SubnetSpec(full)) == 1.0 and not strategy.batchable
+
+
+def test_fjord_assigns_the_widest_fitting_tier_as_p_max():
+    space = tiny_space("bn", width_choices=(0.25, 0.5, 1.0))
+    strategy = FjORD(make_job(name="fjord"), space)
+    need = [cost(space, a).train_memory_bytes(TRAIN.batch_size) for a in strategy.tiers()]
+    fits = lambda s, a: cost(space, a).train_memory_bytes(TRAIN.batch_size) <= s.device.memory_bytes  # noqa: E731
+    specs = strategy.assign(0, [slot(0, need[1]), slot(1, need[2]), slot(2, need[0] - 1)], fits, None)
+    assert [s and s.arch.width for s in specs] == [0.5, 1.0, None]
+
+
+# --- end to end: the cost ledger counts the schedule ------------------------------------------------
+@pytest.mark.parametrize("strategy", ["fedsup", "efedsup", "fjord"])
+def test_a_run_logs_the_schedules_macs_and_the_slices_bytes(tmp_path, strategy):
+    from hpcfed.run import main   # noqa: PLC0415 (the entry point installs signal handlers)
+    out = tmp_path / f"{strategy}.h5"
+    args = ["--set", f"strategy.name={strategy}", "--set", "rounds=2", "--set", "clients.total=8",
+            "--set", "clients.per_round=4", "--set", "train.local_epochs=1", "--set", "model.stem=8",
+            "--set", "model.widths=[8,16]", "--set", "model.width_choices=[0.5,1.0]",
+            "--set", "devices.memory_mb=[0.2,1]", "--set", "eval.every=2", "--out", str(out)]
+    assert main(args) == 0
+    res = read_results(out)
+    job = load_job(None, [a for a in args[:-2] if a != "--set"])
+    space = build_space(job, (1, 8, 8), 10)
+    strat = make_strategy(job, space)
+    per_client = load_data(job).samples_per_client()
+    archs = [Arch.from_json(j) for j in res["architectures"]["json"]]
+    c = res["clients"]
+    trained = np.flatnonzero(c["made_deadline"])
+    assert len(trained) >= 4
+    sizes = set()
+    for i in trained:
+        arch = archs[c["arch_id"][i]]
+        sizes.add(arch)
+        assert c["bytes_down"][i] == c["bytes_up"][i] == 4 * cost(space, arch).params
+        n = int(per_client[c["client"][i]])
+        schedule = strat.local_schedule(int(c["round"][i]), int(c["client"][i]), SubnetSpec(arch), n)
+        lengths = batch_lengths(n, job.train, min_batch(space.norm))
+        assert c["samples"][i] == sum(lengths)
+        want = sum(n * sum(cost(space, a).train_macs(1) for a in step) for n, step in zip(lengths, schedule))
+        assert c["macs"][i] == pytest.approx(want, rel=1e-12)
+        assert c["macs"][i] > cost(space, arch).train_macs(int(c["samples"][i])) or strategy == "fjord"
+    if strategy == "fedsup":
+        assert sizes == {space.largest()}
+    else:
+        assert len(sizes) > 1      # the memory range spreads the clients over tiers
