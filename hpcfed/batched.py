@@ -2,7 +2,7 @@
 
 A small model leaves a core mostly idle per step, and one-at-a-time training pays the framework's
 per-operation cost once per client and step. Here G clients' weights are stacked and run as one
-network with G groups (``resnet_forward(..., groups=G)``: grouped convolutions, per-channel
+network with G groups (``network_forward(..., groups=G)``: grouped convolutions, per-channel
 statistics): one step of the group costs little more than one client's step. Each client keeps
 its own data, batch order (:func:`hpcfed.training.batch_schedule`, as one-at-a-time training),
 gradient-norm clip and SGD state, so the weights equal one-at-a-time training up to float rounding.
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from hpcfed.config import TrainConfig
 from hpcfed.supernet import ElasticResNet, SubnetSpec
-from hpcfed.supernet.network import resnet_forward
+from hpcfed.supernet.network import network_forward
 from hpcfed.training import batch_schedule, min_batch
 
 
@@ -58,13 +58,13 @@ def _group_losses(model, spec, params, members, xb, yb, scale) -> torch.Tensor:
     """Mean cross-entropy of each member on its batch: xb (G', B, C, H, W), yb (G', B) -> (G',)."""
     count, size = xb.shape[:2]
     if count == 1:
-        logits = resnet_forward({k: v[members[0]] for k, v in params.items()}, model.space, spec.arch, xb[0], scale)
-        logits = logits.unsqueeze(0)                                      # (1, B, classes)
+        alone = {k: v[members[0]] for k, v in params.items()}
+        logits = network_forward(alone, model.space, spec.arch, xb[0], scale).unsqueeze(0)   # (1, B, classes)
     else:
         whole_group = count == next(iter(params.values())).shape[0]
         chosen = params if whole_group else {k: v[members] for k, v in params.items()}
         packed = xb.transpose(0, 1).reshape(size, -1, *xb.shape[3:])     # (B, G' x C, H, W)
-        logits = resnet_forward(chosen, model.space, spec.arch, packed, scale, groups=count).transpose(0, 1)
+        logits = network_forward(chosen, model.space, spec.arch, packed, scale, groups=count).transpose(0, 1)
     ce = F.cross_entropy(logits.reshape(count * size, -1), yb.reshape(-1), reduction="none")
     return ce.view(count, size).mean(dim=1)
 

@@ -56,12 +56,12 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    space: str = "resnet"
+    space: str = "resnet"                   # resnet (OFA/SuperFed) | mobilenet (FedSup's MobileNet-V1-style)
     stem: int = 16
     widths: tuple[int, ...] = (32, 64)
     depths: tuple[int, ...] = (2, 2)        # most blocks per stage (elastic depth keeps the first)
     strides: tuple[int, ...] = (1, 2)
-    expand_choices: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
+    expand_choices: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)   # resnet: block middle width; mobilenet: stage channels
     kernel_choices: tuple[int, ...] = (3,)
     width_choices: tuple[float, ...] = (1.0,)  # HeteroFL takes these as its width tiers
     divisor: int = 4                           # channel counts are multiples of this
@@ -148,7 +148,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "devices.availability": ("always", "stochastic", "trace"),
     "data.name": ("digits", "synthetic", "cifar10"),
     "data.partition": ("iid", "dirichlet", "shards", "natural"),
-    "model.space": ("resnet",),
+    "model.space": ("resnet", "mobilenet"),
     "model.norm": ("none", "bn", "rms"),
     "strategy.name": ("fedavg", "superfed", "heterofl", "fedrolex", "feddropout", "fedsup", "efedsup", "fjord"),
     "strategy.tiers": ("device", "fixed4"),

@@ -27,7 +27,7 @@ from hpcfed.report import summary
 from hpcfed.results import ResultsWriter, read_results
 from hpcfed.seeding import torch_generator
 from hpcfed.strategies import make_strategy
-from hpcfed.supernet import ElasticResNet, ResNetSpace, cost
+from hpcfed.supernet import SPACES, ElasticResNet, ResNetSpace, cost
 from hpcfed.worker import ClientHost, serve
 
 EXIT_BAD_INPUT = 2
@@ -52,9 +52,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def build_space(job: JobConfig, input_shape, num_classes: int) -> ResNetSpace:
+    """The job's search space (``model.space``: resnet or mobilenet) for this data."""
     m = job.model
-    return ResNetSpace(tuple(input_shape), num_classes, m.stem, m.widths, m.depths, m.strides,
-                       m.expand_choices, m.kernel_choices, m.width_choices, m.divisor, m.norm)
+    return SPACES[m.space](tuple(input_shape), num_classes, m.stem, m.widths, m.depths, m.strides,
+                          m.expand_choices, m.kernel_choices, m.width_choices, m.divisor, m.norm)
 
 
 def pick_device(job: JobConfig, comm: Comm) -> torch.device:

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from hpcfed.data.cifar import write_cifar10_batch
-from hpcfed.supernet import ResNetSpace
+from hpcfed.supernet import MobileNetSpace, ResNetSpace
 
 
 def write_batch(file, n: int, seed: int, data=None, protocol: int = 2) -> None:
@@ -30,3 +30,10 @@ def tiny_space(norm: str = "bn", width_choices=(1.0,)) -> ResNetSpace:
     """A two-stage elastic ResNet for 8x8 inputs, small enough for fast unit tests."""
     return ResNetSpace((1, 8, 8), 10, stem=8, widths=(8, 16), depths=(2, 2), strides=(1, 2),
                        kernel_choices=(3, 5), width_choices=width_choices, divisor=4, norm=norm)
+
+
+def tiny_mobilenet(norm: str = "bn", width_choices=(1.0,)) -> MobileNetSpace:
+    """A two-stage elastic MobileNet for 8x8 inputs with kernels 3/5/7 and two channel ratios."""
+    return MobileNetSpace((1, 8, 8), 10, stem=8, widths=(8, 16), depths=(2, 2), strides=(1, 2),
+                          expand_choices=(0.5, 1.0), kernel_choices=(3, 5, 7), width_choices=width_choices,
+                          divisor=4, norm=norm)

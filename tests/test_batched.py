@@ -13,7 +13,7 @@ from hpcfed.plan import ClientTask
 from hpcfed.seeding import torch_generator
 from hpcfed.supernet import Arch, ElasticResNet, SubnetSpec
 from hpcfed.training import train_subnet
-from tests.fakes import tiny_space
+from tests.fakes import tiny_mobilenet, tiny_space
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TOLERANCE = 1e-5
@@ -52,9 +52,10 @@ OPTIMISERS = [("none", 0.0, 0.0), ("bn", 0.0, 0.0), ("rms", 0.0, 0.0), ("bn", 0.
               ("none", 0.9, 1e-3), ("rms", 0.9, 1e-3)]
 
 
+@pytest.mark.parametrize("make_space", [tiny_space, tiny_mobilenet], ids=["resnet", "mobilenet"])
 @pytest.mark.parametrize("norm,momentum,weight_decay", OPTIMISERS)
-def test_a_group_trains_what_each_client_trains_alone(digits, norm, momentum, weight_decay):
-    space = tiny_space(norm)
+def test_a_group_trains_what_each_client_trains_alone(digits, norm, momentum, weight_decay, make_space):
+    space = make_space(norm)
     model = ElasticResNet(space, torch.Generator().manual_seed(0))
     base = model.flat.detach().clone()
     spec = SubnetSpec(space.sample(np.random.default_rng(4)))
@@ -71,8 +72,9 @@ def test_a_group_trains_what_each_client_trains_alone(digits, norm, momentum, we
         assert (theta_a - base[model.flat_index(spec)]).abs().max() > 1e-3          # real training
 
 
-def test_heterofl_width_tier_with_its_scaler(digits):
-    space = tiny_space("bn", width_choices=(0.5, 1.0))
+@pytest.mark.parametrize("make_space", [tiny_space, tiny_mobilenet], ids=["resnet", "mobilenet"])
+def test_heterofl_width_tier_with_its_scaler(digits, make_space):
+    space = make_space("bn", width_choices=(0.5, 1.0))
     model = ElasticResNet(space, torch.Generator().manual_seed(1))
     base = model.flat.detach().clone()
     full = space.largest()

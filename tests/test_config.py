@@ -94,6 +94,7 @@ BAD_SETS = [
     (["rounds.x=1"], "rounds"),                            # a scalar used as a section
     (["train.lr=-0.1"], "train.lr"),
     (["model.norm=layer"], "model.norm"),
+    (["model.space=vgg"], "model.space"),                  # unknown search space
     (["model.widths=[]"], "model.widths"),
     (["devices.memory_mb=[4, 2]"], "devices.memory_mb"),
     (["devices.speed_macs_per_s=[1]"], "devices.speed_macs_per_s"),
@@ -146,3 +147,13 @@ def test_exponent_numbers_without_a_dot_are_numbers(tmp_path):
     path = tmp_path / "job.yaml"
     path.write_text("devices: {speed_macs_per_s: [5e8, 2e10]}\n")
     assert load_job(str(path)).devices.speed_macs_per_s == (5e8, 2e10)
+
+
+def test_model_space_picks_the_space_class():
+    from hpcfed.run import build_space
+    from hpcfed.supernet import MobileNetSpace, ResNetSpace
+    job = load_job(str(DEFAULT_JOB.parent / "mobilenet_digits.yaml"))
+    assert job.model.space == "mobilenet" and job.model.kernel_choices == (3, 5, 7) and job.model.norm == "rms"
+    space = build_space(job, (1, 8, 8), 10)
+    assert type(space) is MobileNetSpace and space.expand_choices == (0.5, 0.75, 1.0)
+    assert type(build_space(load_job(None, ["model.space=resnet"]), (1, 8, 8), 10)) is ResNetSpace

@@ -25,7 +25,7 @@ from hpcfed.strategies.fjord import FjORD
 from hpcfed.supernet import Arch, ElasticResNet, SubnetSpec, cost
 from hpcfed.training import batch_lengths, batch_schedule, min_batch
 from hpcfed.worker import ClientHost
-from tests.fakes import tiny_space
+from tests.fakes import tiny_mobilenet, tiny_space
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TRAIN = TrainConfig(local_epochs=2, batch_size=8, lr=0.05, clip_norm=0.0)
@@ -118,8 +118,9 @@ def test_fedsup_ships_the_whole_supernet_and_its_schedule_is_the_sandwich():
     assert schedule != strategy.local_schedule(2, 6, specs[1], samples=30)
 
 
-def test_sample_within_stays_inside_the_bound_and_reaches_all_of_it():
-    space = tiny_space("bn", width_choices=(0.25, 0.5, 1.0))
+@pytest.mark.parametrize("make_space", [tiny_space, tiny_mobilenet])
+def test_sample_within_stays_inside_the_bound_and_reaches_all_of_it(make_space):
+    space = make_space("bn", width_choices=(0.25, 0.5, 1.0))
     g = np.random.default_rng(0)
     for _ in range(30):
         bound = space.sample(g)

@@ -73,6 +73,22 @@ def test_same_job_gives_bit_identical_results_serially_and_under_2_3_and_5_ranks
         np.testing.assert_array_equal(results[ranks][2], results[0][2])
 
 
+def test_mobilenet_job_runs_and_gives_the_same_results_under_2_ranks(tmp_path):
+    results = {}
+    for ranks in (0, 2):
+        out = tmp_path / f"mobilenet{ranks}.h5"
+        proc = run_hpcfed(["jobs/mobilenet_digits.yaml", *TINY, "--out", str(out)], ranks=ranks)
+        assert proc.returncode == 0, proc.stderr
+        with h5py.File(out, "r") as f:
+            assert f.attrs["status"] == "finished" and f.attrs["normalization"] == "rms"
+            assert yaml.safe_load(f.attrs["config_yaml"])["model"]["space"] == "mobilenet"
+            assert list(f["eval/subnet_names"].asstr()[()])[-1] == "d2,2-e1,1,1,1-k7,7,7,7-w1"
+            assert np.isfinite(f["rounds/train_loss"][()]).all()
+            results[ranks] = (f.attrs["final_model_sha256"], f["eval/accuracy"][()])
+    assert results[2][0] == results[0][0]
+    np.testing.assert_array_equal(results[2][1], results[0][1])
+
+
 def test_dry_run_checks_everything_and_writes_nothing(tmp_path):
     out = tmp_path / "dry.h5"
     proc = run_hpcfed([*TINY, "--out", str(out), "--dry-run"])

@@ -33,7 +33,7 @@ def make_model(space: ResNetSpace, seed: int = 0, perturb_norms: bool = True) ->
     if perturb_norms:
         with torch.no_grad():
             for meta, w in zip(model.metas, model.weights):
-                if ".norm" in meta.name or "down_norm" in meta.name or meta.name == "head.bias":
+                if "norm" in meta.name or meta.name == "head.bias":
                     w.add_(0.2 * torch.randn(w.shape, generator=g))
     return model
 

@@ -1,8 +1,11 @@
-"""Elastic supernets: architecture values, the search space, slicing, the network and its costs."""
+"""Elastic supernets: architecture values, the search spaces, slicing, the network and its costs."""
 from hpcfed.supernet.arch import Arch
 from hpcfed.supernet.cost import Cost, cost
+from hpcfed.supernet.mobilenet import MobileNetSpace
 from hpcfed.supernet.network import ElasticResNet, Subnet
 from hpcfed.supernet.slicing import SubnetSpec
 from hpcfed.supernet.space import ResNetSpace
 
-__all__ = ["Arch", "Cost", "cost", "ElasticResNet", "Subnet", "SubnetSpec", "ResNetSpace"]
+SPACES = {space.kind: space for space in (ResNetSpace, MobileNetSpace)}   # model.space -> its class
+
+__all__ = ["Arch", "Cost", "cost", "ElasticResNet", "MobileNetSpace", "Subnet", "SubnetSpec", "ResNetSpace", "SPACES"]

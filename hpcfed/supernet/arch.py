@@ -1,9 +1,11 @@
-"""Architectures of the elastic ResNet space as frozen, hashable values.
+"""Architectures of the elastic spaces as frozen, hashable values.
 
 An :class:`Arch` names one subnet of the supernet: how many of each stage's blocks are active
 (elastic depth keeps the *first* blocks, as in Once-for-All and SuperFed), the middle-width expand
 ratio and the kernel size of every active block, and a width multiplier for the stem and stage
-outputs (HeteroFL's width tiers). It round-trips through plain dicts, hence YAML and HDF5.
+outputs (HeteroFL's width tiers). In the MobileNet space an expand is the stage's channel ratio
+instead, one equal value per active block (hpcfed.supernet.mobilenet). It round-trips through
+plain dicts, hence YAML and HDF5.
 """
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """Analytic cost of a subnet: parameters, forward MACs and activation elements per sample.
 
 Counts convolutions and the classifier (normalisation and additions are ignored: they are a few
-percent of a ResNet's MACs). Training MACs are taken as 3x the forward MACs per sample (forward,
-backward to activations, backward to weights), the client cost ledger's convention.
+percent of a ResNet's MACs); each block is counted by its space's kind (:data:`BLOCK_COUNTS`), as
+the network runs it. Training MACs are taken as 3x the forward MACs per sample (forward, backward
+to activations, backward to weights), the client cost ledger's convention.
 """
 from __future__ import annotations
 
@@ -51,16 +52,26 @@ def cost(space: ResNetSpace, arch: Arch | SubnetSpec) -> Cost:
     h, w = space.input_shape[1:]
     macs = sizes["stem"] * space.input_shape[0] * 9 * h * w
     acts = sizes["stem"] * h * w
-    inp = sizes["stem"]
+    inp, block = sizes["stem"], BLOCK_COUNTS[space.kind]
     for s, (ho, wo) in enumerate(space.spatial_sizes()):
         out = sizes[f"s{s}"]
         for b in range(arch.depths[s]):
-            k, mid = arch.kernels[s][b], sizes[f"s{s}b{b}"]
-            macs += (mid * inp * k * k + out * mid * k * k) * ho * wo
-            acts += (mid + out) * ho * wo
-            if b == 0:
-                macs += out * inp * ho * wo
-                acts += out * ho * wo
-            inp = out
+            m, a = block(sizes, s, b, arch.kernels[s][b], inp, out)
+            macs, acts, inp = macs + m * ho * wo, acts + a * ho * wo, out
     macs += inp * space.num_classes
     return Cost(params=params, macs=macs, activations=acts)
+
+
+def _basic_block(sizes: dict[str, int], s: int, b: int, k: int, inp: int, out: int) -> tuple[int, int]:
+    """MACs and conv output elements per output position of a ResNet block: two KxK convs (+ 1x1 down)."""
+    mid = sizes[f"s{s}b{b}"]
+    macs, acts = mid * inp * k * k + out * mid * k * k, mid + out
+    return (macs + out * inp, acts + out) if b == 0 else (macs, acts)
+
+
+def _separable_block(sizes: dict[str, int], s: int, b: int, k: int, inp: int, out: int) -> tuple[int, int]:
+    """The same for a MobileNet block: depthwise KxK (inp x k x k), then pointwise 1x1 (out x inp)."""
+    return inp * k * k + out * inp, inp + out
+
+
+BLOCK_COUNTS = {"resnet": _basic_block, "mobilenet": _separable_block}   # space.kind -> its block's counts

@@ -1,11 +1,12 @@
-"""The elastic ResNet supernet, its forward pass under a spec, and exact subnet extraction.
+"""The elastic supernet of any space, its forward pass under a spec, and exact subnet extraction.
 
 The supernet owns the largest parameters, all views into one flat float32 buffer (so loading,
 shipping and aggregating weights is a copy of one tensor). ``forward(x, spec)`` slices the
 parameters to the spec (Once-for-All's ``get_active_weight``) and runs the shared functional
-network; ``extract(spec)`` copies the slices into a standalone :class:`Subnet` that runs the same
-function on plain parameters; ``merge(spec, subnet)`` writes a subnet's weights back. The active
-architecture is always an argument, never state on the modules.
+network (:func:`network_forward`: stem, the space's blocks, head); ``extract(spec)`` copies the
+slices into a standalone :class:`Subnet` that runs the same function on plain parameters;
+``merge(spec, subnet)`` writes a subnet's weights back. The active architecture is always an
+argument, never state on the modules.
 """
 from __future__ import annotations
 
@@ -21,33 +22,22 @@ from hpcfed.supernet.slicing import SubnetSpec, selections, slice_param
 from hpcfed.supernet.space import ResNetSpace
 
 
-def resnet_forward(p: dict[str, torch.Tensor], space: ResNetSpace, arch: Arch, x: torch.Tensor,
-                   scale: float = 1.0, groups: int = 1) -> torch.Tensor:
+def network_forward(p: dict[str, torch.Tensor], space: ResNetSpace, arch: Arch, x: torch.Tensor,
+                    scale: float = 1.0, groups: int = 1) -> torch.Tensor:
     """Logits of the network with (already sliced) parameters ``p`` on ``x`` (B, C, H, W).
 
+    Stem, the space's blocks (:data:`BLOCKS`, by ``space.kind``), global average pool, linear head.
     ``scale`` multiplies every convolution output (HeteroFL's training-time scaler 1/r).
     ``groups`` > 1 runs that many independent copies at once (hpcfed.batched): every parameter
     carries a leading copy dimension, ``x`` holds the copies' inputs side by side in its channels
     (B, groups x C, H, W), convolutions are grouped, and the logits come back as (B, groups, classes).
     """
-    def conv(h, name, stride=1):
-        w = p[name]
-        w = w.reshape(-1, *w.shape[-3:])                                   # copies stacked on out-channels
-        out = F.conv2d(h, w, stride=stride, padding=w.shape[-1] // 2, groups=groups)
-        return out * scale if scale != 1.0 else out
-
-    def norm(h, prefix):
-        return normalize(space.norm, h, [p[f"{prefix}.{q}"].reshape(-1) for q in NORM_PARAMS[space.norm]], groups)
-
-    h = F.relu(norm(conv(x, "stem.conv"), "stem.norm"))                    # (B, stem, H, W)
+    layers = _Layers(p, space.norm, scale, groups)
+    block = BLOCKS[space.kind]
+    h = F.relu(layers.norm(layers.conv(x, "stem.conv"), "stem.norm"))      # (B, stem, H, W)
     for s, stride in enumerate(space.strides):
         for b in range(arch.depths[s]):
-            pre = f"stage{s}.block{b}"
-            step = stride if b == 0 else 1
-            y = F.relu(norm(conv(h, f"{pre}.conv1", step), f"{pre}.norm1"))  # (B, mid, H', W')
-            y = norm(conv(y, f"{pre}.conv2"), f"{pre}.norm2")               # (B, out, H', W')
-            shortcut = norm(conv(h, f"{pre}.down", step), f"{pre}.down_norm") if b == 0 else h
-            h = F.relu(y + shortcut)
+            h = block(layers, f"stage{s}.block{b}", h, stride if b == 0 else 1, b == 0)   # (B, out, H', W')
     h = h.mean(dim=(2, 3))                                                  # (B, groups x out)
     if groups == 1:
         return F.linear(h, p["head.weight"], p["head.bias"])                # (B, classes)
@@ -55,8 +45,47 @@ def resnet_forward(p: dict[str, torch.Tensor], space: ResNetSpace, arch: Arch, x
     return torch.einsum("bgc,goc->bgo", h, p["head.weight"]) + p["head.bias"]   # (B, groups, classes)
 
 
+class _Layers:
+    """Convolution and normalisation by parameter name, for one network or ``groups`` stacked copies."""
+
+    def __init__(self, p: dict[str, torch.Tensor], norm: str, scale: float, groups: int):
+        self.p, self.norm_kind, self.scale, self.groups = p, norm, scale, groups
+
+    def conv(self, h: torch.Tensor, name: str, stride: int = 1, depthwise: bool = False) -> torch.Tensor:
+        w = self.p[name]
+        w = w.reshape(-1, *w.shape[-3:])                       # copies stacked on out-channels
+        groups = len(w) if depthwise else self.groups          # depthwise: every (copy's) channel alone
+        out = F.conv2d(h, w, stride=stride, padding=w.shape[-1] // 2, groups=groups)
+        return out * self.scale if self.scale != 1.0 else out
+
+    def norm(self, h: torch.Tensor, prefix: str) -> torch.Tensor:
+        params = [self.p[f"{prefix}.{q}"].reshape(-1) for q in NORM_PARAMS[self.norm_kind]]
+        return normalize(self.norm_kind, h, params, self.groups)
+
+
+def _basic_block(layers: _Layers, pre: str, h: torch.Tensor, stride: int, first: bool) -> torch.Tensor:
+    """ResNet basic block (He et al., 2016): two KxK convs, a 1x1 downsample shortcut on a stage's first."""
+    y = F.relu(layers.norm(layers.conv(h, f"{pre}.conv1", stride), f"{pre}.norm1"))   # (B, mid, H', W')
+    y = layers.norm(layers.conv(y, f"{pre}.conv2"), f"{pre}.norm2")                   # (B, out, H', W')
+    shortcut = layers.norm(layers.conv(h, f"{pre}.down", stride), f"{pre}.down_norm") if first else h
+    return F.relu(y + shortcut)
+
+
+def _separable_block(layers: _Layers, pre: str, h: torch.Tensor, stride: int, first: bool) -> torch.Tensor:
+    """Depthwise-separable block (MobileNet-V1), with an identity shortcut where the channels allow it."""
+    y = F.relu(layers.norm(layers.conv(h, f"{pre}.dw", stride, depthwise=True), f"{pre}.dw_norm"))  # (B, in, H', W')
+    y = layers.norm(layers.conv(y, f"{pre}.pw"), f"{pre}.pw_norm")                                  # (B, out, H', W')
+    return F.relu(y if first else y + h)
+
+
+BLOCKS = {"resnet": _basic_block, "mobilenet": _separable_block}   # space.kind -> its block's forward
+
+
 class ElasticResNet(nn.Module):
-    """The weight-shared supernet of a :class:`ResNetSpace`; parameters are views of ``self.flat``."""
+    """The weight-shared supernet of any space (ResNet or MobileNet); parameters are views of ``self.flat``.
+
+    The name is historical: the network's blocks are those of ``space.kind`` (:data:`BLOCKS`).
+    """
 
     def __init__(self, space: ResNetSpace, generator: torch.Generator | None = None):
         super().__init__()
@@ -80,7 +109,7 @@ class ElasticResNet(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Kaiming-normal convolutions, small-normal head, norms at identity."""
+        """Kaiming-normal (fan-out) convolutions, small-normal head, norms at identity."""
         for meta, w in zip(self.metas, self.weights):
             leaf = meta.name.rsplit(".", 1)[-1]
             if leaf in NORM_INIT and w.dim() == 1 and not meta.name.startswith("head"):
@@ -90,7 +119,8 @@ class ElasticResNet(nn.Module):
             elif meta.name == "head.weight":
                 w.normal_(0.0, 0.01, generator=generator)
             else:
-                fan_out = w.shape[0] * w.shape[2] * w.shape[3]
+                fed = 1 if meta.name.endswith(".dw") else w.shape[0]   # output channels an input channel feeds
+                fan_out = fed * w.shape[2] * w.shape[3]
                 w.normal_(0.0, (2.0 / fan_out) ** 0.5, generator=generator)
 
     def sliced(self, spec: SubnetSpec) -> dict[str, torch.Tensor]:
@@ -108,7 +138,7 @@ class ElasticResNet(nn.Module):
         return plan
 
     def forward(self, x: torch.Tensor, spec: SubnetSpec, scale: float = 1.0) -> torch.Tensor:
-        return resnet_forward(self.sliced(spec), self.space, spec.arch, x, scale)
+        return network_forward(self.sliced(spec), self.space, spec.arch, x, scale)
 
     def flat_index(self, spec: SubnetSpec) -> torch.Tensor:
         """Positions in ``self.flat`` of the subnet's elements, in its storage order: strictly ascending (int64)."""
@@ -151,7 +181,7 @@ class Subnet(nn.Module):
         self.weights = nn.ParameterList(nn.Parameter(t) for t in params.values())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return resnet_forward(dict(zip(self.names, self.weights)), self.space, self.arch, x)
+        return network_forward(dict(zip(self.names, self.weights)), self.space, self.arch, x)
 
     def flat_values(self) -> torch.Tensor:
         return torch.cat([w.detach().reshape(-1) for w in self.weights])

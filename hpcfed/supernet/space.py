@@ -4,7 +4,8 @@ Follows SuperFed's OFA-ResNet space (stem, stages of residual blocks with two Kx
 and an elastic middle width), scaled by the job so that tests and the default job stay small.
 The space is pure metadata: it samples and validates :class:`Arch` values, gives the channel count
 of every *channel group* under an architecture, and lists the supernet's parameters with the
-group that indexes each of their dimensions. Slicing, extraction and cost counting build on that.
+group that indexes each of their dimensions. Slicing, extraction and cost counting build on that;
+:class:`hpcfed.supernet.mobilenet.MobileNetSpace` reuses it with other blocks.
 
 Channel groups: ``stem`` (stem output), ``s{i}`` (output of stage i, shared by its blocks because
 of the residual sums) and ``s{i}b{j}`` (middle width of block j of stage i).
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
+
 import numpy as np
 
 from hpcfed.errors import ConfigError
@@ -44,6 +47,8 @@ def make_divisible(value: float, divisor: int, limit: int) -> int:
 @dataclass(frozen=True)
 class ResNetSpace:
     """An OFA/SuperFed-style elastic ResNet space for inputs of shape ``input_shape`` (C, H, W)."""
+
+    kind: ClassVar[str] = "resnet"     # model.space; the network and the cost count dispatch on it
 
     input_shape: tuple[int, int, int]
     num_classes: int
@@ -100,11 +105,15 @@ class ResNetSpace:
             allowed = sorted(c for c in choices if c <= limit)
             return allowed[int(rng.integers(len(allowed)))]
         depths = tuple(int(rng.integers(1, d + 1)) for d in bound.depths)
-        expands = tuple(tuple(float(pick(self.expand_choices, bound.expands[s][b])) for b in range(d))
-                        for s, d in enumerate(depths))
+        expands = self._expands_within(bound, depths, pick)
         kernels = tuple(tuple(int(pick(self.kernel_choices, bound.kernels[s][b])) for b in range(d))
                         for s, d in enumerate(depths))
         return Arch(depths, expands, kernels, float(pick(self.width_choices, bound.width)))
+
+    def _expands_within(self, bound: Arch, depths: tuple[int, ...], pick) -> tuple[tuple[float, ...], ...]:
+        """Per active block an expand up to the bound's (``pick(choices, limit)`` draws one)."""
+        return tuple(tuple(float(pick(self.expand_choices, bound.expands[s][b])) for b in range(d))
+                     for s, d in enumerate(depths))
 
     @staticmethod
     def contains(bound: Arch, arch: Arch) -> bool:
@@ -162,21 +171,27 @@ class ResNetSpace:
         """The supernet's parameters in storage order (the order of the flat weight buffer)."""
         metas = [ParamMeta("stem.conv", (self.stem, self.input_shape[0], 3, 3), ("stem", None, None, None))]
         metas += self._norm_params("stem.norm", "stem", self.stem, None)
-        for s, (width, depth) in enumerate(zip(self.widths, self.depths)):
+        for s, depth in enumerate(self.depths):
             for b in range(depth):
-                block, inp, mid, out = (s, b), self._block_input(s, b), f"s{s}b{b}", f"s{s}"
-                k, in_width, mid_width = self.max_kernel, self._block_input_width(s, b), self.mid_width(s)
-                prefix = f"stage{s}.block{b}"
-                metas.append(ParamMeta(f"{prefix}.conv1", (mid_width, in_width, k, k), (mid, inp, None, None), block, True))
-                metas += self._norm_params(f"{prefix}.norm1", mid, mid_width, block)
-                metas.append(ParamMeta(f"{prefix}.conv2", (width, mid_width, k, k), (out, mid, None, None), block, True))
-                metas += self._norm_params(f"{prefix}.norm2", out, width, block)
-                if b == 0:
-                    metas.append(ParamMeta(f"{prefix}.down", (width, in_width, 1, 1), (out, inp, None, None), block))
-                    metas += self._norm_params(f"{prefix}.down_norm", out, width, block)
+                metas += self._block_params(s, b)
         last = f"s{len(self.widths) - 1}"
         metas.append(ParamMeta("head.weight", (self.num_classes, self.widths[-1]), (None, last)))
         metas.append(ParamMeta("head.bias", (self.num_classes,), (None,)))
+        return metas
+
+    def _block_params(self, s: int, b: int) -> list[ParamMeta]:
+        """Block b of stage s: KxK conv1 (stride on b = 0), KxK conv2, and a 1x1 downsample on b = 0."""
+        block, inp, mid, out = (s, b), self._block_input(s, b), f"s{s}b{b}", f"s{s}"
+        k, width, mid_width = self.max_kernel, self.widths[s], self.mid_width(s)
+        in_width = self._block_input_width(s, b)
+        prefix = f"stage{s}.block{b}"
+        metas = [ParamMeta(f"{prefix}.conv1", (mid_width, in_width, k, k), (mid, inp, None, None), block, True)]
+        metas += self._norm_params(f"{prefix}.norm1", mid, mid_width, block)
+        metas.append(ParamMeta(f"{prefix}.conv2", (width, mid_width, k, k), (out, mid, None, None), block, True))
+        metas += self._norm_params(f"{prefix}.norm2", out, width, block)
+        if b == 0:
+            metas.append(ParamMeta(f"{prefix}.down", (width, in_width, 1, 1), (out, inp, None, None), block))
+            metas += self._norm_params(f"{prefix}.down_norm", out, width, block)
         return metas
 
     def _norm_params(self, prefix: str, group: str, width: int, block) -> list[ParamMeta]:
