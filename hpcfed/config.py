@@ -7,6 +7,7 @@ default, which together form the built-in default job. ``--set key.sub=value`` o
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 import typing
@@ -161,28 +162,36 @@ CHOICES: dict[str, tuple[str, ...]] = {
 
 def load_job(path: str | None = None, overrides: list[str] = ()) -> JobConfig:
     """Read a job file (None = the built-in default job), apply ``key.sub=value`` overrides, check it."""
-    raw: dict[str, Any] = {}
-    if path:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"job file {path!r} does not exist or is not a file")
-        try:
-            loaded = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise ConfigError(f"job file {path!r} is not valid YAML{where}: "
-                              f"{getattr(err, 'problem', None) or err}".replace("\n", " ")) from None
-        except (OSError, UnicodeDecodeError) as err:
-            raise ConfigError(f"job file {path!r} cannot be read: {err}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"job file {path!r} must hold a mapping of keys; got {type(loaded).__name__}")
-        raw = loaded or {}
+    return build_job(read_mapping(path, "job file") if path else {}, overrides)
+
+
+def build_job(raw: dict[str, Any], overrides: list[str] = ()) -> JobConfig:
+    """The job that ``raw`` (a job file's mapping; not modified) describes, after ``overrides``; checked."""
+    raw = copy.deepcopy(raw)
     for item in overrides:
         _apply_override(raw, item)
     job = _build(JobConfig, raw, "")
     validate(job)
     return job
+
+
+def read_mapping(path: str, what: str) -> dict[str, Any]:
+    """The YAML mapping in file ``path`` ({} if empty); errors call the file ``what`` (e.g. "job file")."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what} {path!r} does not exist or is not a file")
+    try:
+        loaded = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{what} {path!r} is not valid YAML{where}: "
+                          f"{getattr(err, 'problem', None) or err}".replace("\n", " ")) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{what} {path!r} cannot be read: {err}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"{what} {path!r} must hold a mapping of keys; got {type(loaded).__name__}")
+    return loaded or {}
 
 
 def _apply_override(raw: dict[str, Any], item: str) -> None:

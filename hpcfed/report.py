@@ -1,4 +1,5 @@
-"""Human-readable summaries of a results file: the per-subnet table and the cost ledger."""
+"""Human-readable summaries of results files: the per-subnet table and the cost ledger of one run,
+and the comparison table of several (tools/compare.py)."""
 from __future__ import annotations
 
 import math
@@ -45,4 +46,51 @@ def summary(results: dict[str, Any]) -> str:
         lines.append(f"  peak memory per rank: {', '.join(f'{m:.0f}' for m in peaks)} MiB")
     if attrs.get("final_model_sha256"):
         lines.append(f"final_model_sha256 {attrs['final_model_sha256']}")
+    return "\n".join(lines)
+
+
+COMPARISON_COLUMNS: dict[str, str] = {
+    "method": "the method's label in the job set",
+    "strategy": "its strategy (strategy.name)",
+    "subnet": "a reference subnet of the method (eval/subnet_names)",
+    "subnet_macs": "forward MACs per sample of the subnet (eval/subnet_macs)",
+    "subnet_params": "parameters of the subnet (eval/subnet_params)",
+    "accuracy": "top-1 test accuracy of the subnet at the last evaluation, fraction",
+    "rounds": "rounds completed",
+    "client_macs": "client training MACs over all rounds (sum of rounds/macs)",
+    "bytes_down": "bytes shipped to clients over all rounds (sum of rounds/bytes_down)",
+    "bytes_up": "bytes shipped back by clients over all rounds (sum of rounds/bytes_up)",
+    "virtual_time_s": "virtual time to finish, seconds (last rounds/virtual_time_s)",
+    "wall_time_s": "wall-clock seconds of the run (last rounds/wall_time_s)",
+}
+
+
+def comparison_rows(method: str, results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per reference subnet of a run (``read_results``' dict): the keys of COMPARISON_COLUMNS,
+    the run's totals repeated on each."""
+    ev, rounds = results["eval"], results["rounds"]
+    done = len(rounds["round"])
+    last = ev["accuracy"][-1] if len(ev["accuracy"]) else np.full(len(ev["subnet_names"]), np.nan)
+    totals = {"rounds": done, "client_macs": float(rounds["macs"].sum()),
+              "bytes_down": int(rounds["bytes_down"].sum()), "bytes_up": int(rounds["bytes_up"].sum()),
+              "virtual_time_s": float(rounds["virtual_time_s"][-1]) if done else 0.0,
+              "wall_time_s": float(rounds["wall_time_s"][-1]) if done else 0.0}
+    return [{"method": method, "strategy": results["attrs"].get("strategy"), "subnet": name,
+             "subnet_macs": int(macs), "subnet_params": int(params), "accuracy": float(a), **totals}
+            for name, macs, params, a in zip(ev["subnet_names"], ev["subnet_macs"], ev["subnet_params"], last)]
+
+
+def comparison_table(rows: list[dict[str, Any]]) -> str:
+    """``comparison_rows`` of several methods as text: one line per subnet, totals on each method's first."""
+    lines = [f"{'method':<16} {'subnet':<36} {'MACs/sample':>11} {'accuracy':>8}   {'client MACs':>11} "
+             f"{'down':>9} {'up':>9} {'virtual':>9} {'wall':>8}"]
+    previous = None
+    for r in rows:
+        totals = ""
+        if r["method"] != previous:
+            totals = (f"{_si(r['client_macs'], 'MAC'):>11} {_si(r['bytes_down'], 'B'):>9} {_si(r['bytes_up'], 'B'):>9} "
+                      f"{_si(r['virtual_time_s'], 's'):>9} {r['wall_time_s']:>6.1f} s")
+        lines.append(f"{r['method'] if r['method'] != previous else '':<16} {r['subnet']:<36} "
+                     f"{_si(r['subnet_macs'], ''):>11} {r['accuracy']:>8.4f}   {totals}".rstrip())
+        previous = r["method"]
     return "\n".join(lines)

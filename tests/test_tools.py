@@ -1,6 +1,7 @@
-"""The benchmarks in tools/ run end to end at a tiny size and print sane figures."""
+"""The tools in tools/ run end to end at a tiny size and print sane figures."""
 from __future__ import annotations
 
+import csv
 import os
 import re
 import subprocess
@@ -8,6 +9,9 @@ import sys
 
 import pytest
 
+from hpcfed.config import load_job
+from hpcfed.report import COMPARISON_COLUMNS
+from hpcfed.results import read_results
 from tests.launch import MPI_ENV, ROOT
 
 SMALL_MODEL = ["--set", "model.stem=4", "--set", "model.widths=[4,8]", "--set", "model.depths=[1,1]"]
@@ -42,3 +46,82 @@ def test_bench_comm_reports_mpi_bytes_against_slice_needs():
         mpi, need, ratio = line.split()[-3:]
         mpi, need = int(mpi.replace(",", "")), int(need.replace(",", ""))
         assert need > 0 and mpi >= need and float(ratio) == pytest.approx(mpi / need, abs=0.01)
+
+
+COMPARE_TINY = ["--set", "rounds=2", "--set", "clients.total=8", "--set", "clients.per_round=4",
+                "--set", "train.local_epochs=1"]
+
+
+def run_compare(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "tools/compare.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, **MPI_ENV})
+
+
+def read_csv(path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_compare_runs_each_method_once_and_tabulates_the_results_files(tmp_path):
+    out = tmp_path / "cmp"
+    args = ["jobs/compare_digits.yaml", "--out", str(out), "--methods", "fedavg_smallest,superfed,heterofl",
+            *COMPARE_TINY]
+    first = run_compare(*args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    rows = read_csv(out / "compare.csv")
+    assert list(rows[0]) == list(COMPARISON_COLUMNS)
+    assert list(dict.fromkeys(r["method"] for r in rows)) == ["superfed", "heterofl", "fedavg_smallest"]  # file order
+    for method in ("superfed", "heterofl", "fedavg_smallest"):
+        r = read_results(out / f"{method}.h5")
+        assert r["attrs"]["status"] == "finished"
+        assert load_job(str(out / f"{method}.yaml")).to_yaml() == r["attrs"]["config_yaml"]
+        mine = [row for row in rows if row["method"] == method]
+        assert [row["subnet"] for row in mine] == list(r["eval"]["subnet_names"])
+        for row, macs, acc in zip(mine, r["eval"]["subnet_macs"], r["eval"]["accuracy"][-1]):
+            assert int(row["subnet_macs"]) == macs and float(row["accuracy"]) == acc
+            assert row["strategy"] == r["attrs"]["strategy"] and int(row["rounds"]) == 2
+            assert int(row["bytes_down"]) == r["rounds"]["bytes_down"].sum() > 0
+            assert int(row["bytes_up"]) == r["rounds"]["bytes_up"].sum() > 0
+            assert float(row["client_macs"]) == pytest.approx(r["rounds"]["macs"].sum(), rel=1e-12)
+            assert float(row["virtual_time_s"]) == r["rounds"]["virtual_time_s"][-1]
+        assert f"\n{method} " in first.stdout
+    assert [len([r for r in rows if r["method"] == m]) for m in ("superfed", "heterofl", "fedavg_smallest")] == [5, 3, 1]
+    assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    again = run_compare(*args)   # every run is reused, the table is the same
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("reusing the finished run") == 3 and "running" not in again.stdout
+    assert read_csv(out / "compare.csv") == rows
+
+    changed = run_compare(*args, "--set", "train.lr=0.05")   # another job: refused before anything runs
+    assert changed.returncode == 2 and len(changed.stderr.strip().splitlines()) == 1
+    assert "superfed.h5" in changed.stderr and "train.lr differs" in changed.stderr and "--overwrite" in changed.stderr
+
+
+def test_compare_stops_at_a_failed_method_and_keeps_the_finished_ones(tmp_path):
+    everyone_raises = [[c, 0] for c in range(8)]
+    (tmp_path / "set.yaml").write_text(
+        "base: {rounds: 2, clients: {total: 8, per_round: 4}, train: {local_epochs: 1}}\n"
+        "methods:\n  fine: {strategy: {name: fedavg, arch: smallest}}\n"
+        f"  broken: {{strategy: {{name: fedavg}}, faults: {{raise_at: {everyone_raises}}}}}\n  after: {{}}\n")
+    proc = run_compare(str(tmp_path / "set.yaml"), "--out", str(tmp_path / "out"), "--ranks", "2")
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[0].startswith("compare: error: method 'broken' failed (exit ")
+    assert "injected" in proc.stderr.lower()    # the run's own last lines follow
+    fine = read_results(tmp_path / "out" / "fine.h5")["attrs"]
+    assert fine["status"] == "finished" and fine["world_size"] == 2
+    assert not (tmp_path / "out" / "after.h5").exists() and not (tmp_path / "out" / "compare.csv").exists()
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["jobs/compare_digits.yaml", "--methods", "superfed,fedprox"],
+     "--methods: 'fedprox' is not a method of 'jobs/compare_digits.yaml'; accepted: superfed, fedsup, efedsup"),
+    (["jobs/default.yaml"], "job-set file 'jobs/default.yaml': 'name': unknown key; accepted keys: base, methods"),
+    (["jobs/compare_digits.yaml", "--methods", "superfed", "--set", "rounds=0"],
+     "'jobs/compare_digits.yaml', method 'superfed': rounds = 0: accepted an integer >= 1"),
+])
+def test_compare_bad_input_is_one_line_and_exit_2(tmp_path, args, expected):
+    proc = run_compare(*args, "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and expected in proc.stderr, proc.stderr
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,178 @@
+"""Run every method of a job set on its one setting and compare them: accuracy of each reference
+subnet, client MACs, bytes down and up, virtual and wall time; printed, written as CSV and PNG.
+
+    python tools/compare.py jobs/compare_digits.yaml                  # every method, into runs/compare_digits/
+    python tools/compare.py JOBSET --methods superfed,heterofl --out DIR --ranks 3 --set rounds=20
+
+For each method (in the job set's order), DIR/<method>.yaml is its resolved job (rerun one with
+``python -m hpcfed.run DIR/<method>.yaml``), DIR/<method>.h5 its results and DIR/<method>.log its
+output; a finished run of the same job found there is reused, unless --overwrite. A failed run
+stops the tool (exit 1); bad input stops it before anything runs (exit 2). Then it writes
+DIR/compare.csv (one row per method and reference subnet; columns: COMPARISON_COLUMNS in
+hpcfed/report.py) and DIR/compare.png (accuracy vs forward MACs per method; totals per method).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import yaml  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from hpcfed.config import JobConfig, build_job  # noqa: E402
+from hpcfed.errors import ConfigError, HpcfedError  # noqa: E402
+from hpcfed.jobset import load_jobset  # noqa: E402
+from hpcfed.launch import mpirun, run_hpcfed  # noqa: E402
+from hpcfed.report import COMPARISON_COLUMNS, comparison_rows, comparison_table  # noqa: E402
+from hpcfed.results import read_results  # noqa: E402
+
+TOTALS = {"client_macs": "client training MACs", "bytes_down": "bytes down", "bytes_up": "bytes up",
+          "virtual_time_s": "virtual time to finish (s)"}
+
+
+def select_jobs(jobset: str, methods: str | None, overrides: list[str]) -> dict[str, JobConfig]:
+    """The chosen methods' checked jobs (``overrides`` applied after each method's own), in file order."""
+    mappings = load_jobset(jobset)
+    chosen = [m for m in methods.split(",") if m] if methods else list(mappings)
+    for label in chosen:
+        if label not in mappings:
+            raise ConfigError(f"--methods: {label!r} is not a method of {jobset!r}; accepted: {', '.join(mappings)}")
+    jobs = {}
+    for label in (m for m in mappings if m in chosen):
+        try:
+            jobs[label] = build_job(mappings[label], overrides)
+        except ConfigError as err:
+            raise ConfigError(f"{jobset!r}, method {label!r}: {err} (or leave the method out with --methods)") from None
+    if not jobs:
+        raise ConfigError(f"--methods {methods!r} names no method; accepted: {', '.join(mappings)}")
+    return jobs
+
+
+def reusable(path: Path, job: JobConfig) -> bool:
+    """Whether ``path`` holds a finished run of ``job``; False for no file or an unfinished run of it.
+    A file of another job (or not a results file) is an error: it is never replaced without --overwrite."""
+    if not path.exists():
+        return False
+    try:
+        attrs = read_results(path)["attrs"]
+        held = yaml.safe_load(attrs["config_yaml"])
+    except (OSError, KeyError, yaml.YAMLError) as err:
+        raise HpcfedError(f"{str(path)!r} exists and is not an hpcfed results file ({err}); "
+                          f"pass --overwrite to replace it or choose another --out") from None
+    key = first_difference(held, yaml.safe_load(job.to_yaml()))
+    if key is not None:
+        raise HpcfedError(f"{str(path)!r} holds a run of another job ({key} differs); "
+                          f"pass --overwrite to replace it or choose another --out")
+    return attrs.get("status") == "finished"
+
+
+def first_difference(a, b, prefix: str = "") -> str | None:
+    """The first dotted key whose value differs between two nested mappings, or None."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in [*a, *(k for k in b if k not in a)]:
+            found = first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
+            if found is not None:
+                return found
+        return None
+    return None if a == b else prefix.rstrip(".")
+
+
+def run_method(label: str, out: Path, ranks: int) -> None:
+    """Run ``out``/<label>.yaml into ``out``/<label>.h5, its output kept in <label>.log; a failed run ends the tool."""
+    job_file, results, log = out / f"{label}.yaml", out / f"{label}.h5", out / f"{label}.log"
+    start = time.perf_counter()
+    proc = run_hpcfed([str(job_file), "--out", str(results), "--overwrite"], ranks, cwd=Path.cwd())
+    log.write_text(proc.stdout + proc.stderr)
+    if proc.returncode:
+        lines = proc.stderr.replace("\0", "").strip().splitlines()
+        said = list(dict.fromkeys(line for line in lines if line.startswith("hpcfed:")))  # its own error lines
+        raise SystemExit(f"compare: error: method {label!r} failed (exit {proc.returncode}); finished methods are "
+                         f"kept in {str(out)!r}, its whole output in {str(log)!r}; it ended with:\n"
+                         + "\n".join((said or lines)[-10:]))
+    print(f"compare: {label}: done in {time.perf_counter() - start:.1f} s", flush=True)
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(COMPARISON_COLUMNS))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot(rows: list[dict], path: Path, title: str) -> None:
+    """Accuracy vs forward MACs per method (left); each total per method as bars (right)."""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    first = {m: next(r for r in rows if r["method"] == m) for m in methods}
+    fig = plt.figure(figsize=(12, 5))
+    grid = fig.add_gridspec(2, 4)
+    ax = fig.add_subplot(grid[:, :2])
+    for m in methods:
+        mine = [r for r in rows if r["method"] == m]
+        ax.plot([r["subnet_macs"] for r in mine], [100 * r["accuracy"] for r in mine], "o-", label=m)
+    ax.set(xscale="log", xlabel="forward MACs per sample", ylabel="test accuracy (%)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    for i, (key, label) in enumerate(TOTALS.items()):
+        bars = fig.add_subplot(grid[i // 2, 2 + i % 2])
+        bars.bar(range(len(methods)), [first[m][key] for m in methods], color=[f"C{j}" for j in range(len(methods))])
+        bars.set_xticks(range(len(methods)), methods, rotation=45, ha="right", fontsize=7)
+        bars.set_title(label, fontsize=9)
+        bars.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("jobset", help="job-set file (format in hpcfed/jobset.py), e.g. jobs/compare_digits.yaml")
+    parser.add_argument("--out", type=Path, help="folder for the jobs, runs, CSV and PNG (default: runs/<job set name>)")
+    parser.add_argument("--ranks", type=int, default=0, help="MPI ranks per run (0 = one process, no mpirun)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a job field for every method, after the method's own (repeatable)")
+    parser.add_argument("--methods", help="comma-separated labels to run (default: every method of the job set)")
+    parser.add_argument("--overwrite", action="store_true", help="rerun methods whose results already exist")
+    args = parser.parse_args(argv)
+    out = args.out or Path("runs") / Path(args.jobset).stem
+    try:
+        if args.ranks < 0:
+            raise HpcfedError(f"--ranks {args.ranks}: accepted 0 (one process) or a number of ranks >= 1")
+        jobs = select_jobs(args.jobset, args.methods, args.overrides)
+        if out.exists() and not out.is_dir():
+            raise HpcfedError(f"--out {str(out)!r} is a file; give a folder")
+        reuse = {m: not args.overwrite and reusable(out / f"{m}.h5", job) for m, job in jobs.items()}
+        if args.ranks and not all(reuse.values()):
+            mpirun()
+        out.mkdir(parents=True, exist_ok=True)
+        for label, job in jobs.items():
+            (out / f"{label}.yaml").write_text(job.to_yaml())
+    except (HpcfedError, RuntimeError) as err:
+        print(f"compare: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"compare: error: --out {str(out)!r}: cannot write there ({err.strerror}: {err.filename})", file=sys.stderr)
+        return 2
+    for i, (label, job) in enumerate(jobs.items()):
+        if reuse[label]:
+            print(f"compare: {label}: reusing the finished run in {out / f'{label}.h5'}", flush=True)
+        else:
+            print(f"compare: {label}: running ({i + 1}/{len(jobs)}, strategy {job.strategy.name}) ...", flush=True)
+            run_method(label, out, args.ranks)
+    rows = [row for label in jobs for row in comparison_rows(label, read_results(out / f"{label}.h5"))]
+    print(comparison_table(rows))
+    write_csv(rows, out / "compare.csv")
+    plot(rows, out / "compare.png", Path(args.jobset).stem)
+    print(f"results: {out / 'compare.csv'}, {out / 'compare.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
