@@ -21,27 +21,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # --- extraction computes what the supernet computes ---------------------------------------------
 
 @pytest.mark.parametrize("norm", NORMS)
-def test_extracted_subnet_matches_supernet_on_random_archs(norm):
-    space = tiny_mobilenet(norm, width_choices=(0.5, 1.0))
-    model = make_model(space)
-    x = inputs()
-    rng = np.random.default_rng(7)
-    archs = [space.sample(rng) for _ in range(24)]
-    assert len(set(archs)) >= 20
-    assert {k for a in archs for s in a.kernels for k in s} == {3, 5, 7}
-    assert {r for a in archs for s in a.expands for r in s} == {0.5, 1.0}
-    with torch.no_grad():
-        for arch in archs:
-            spec = SubnetSpec(space.validate(arch))
-            subnet = model.extract(spec)
-            got, expected = subnet(x), model(x, spec)
-            assert got.shape == (4, 10)
-            assert (got - expected).abs().max().item() <= 1e-5, arch.name
-            assert cost(space, arch).params == sum(p.numel() for p in subnet.parameters()) \
-                == len(model.flat_index(spec)), arch.name
-
-
-@pytest.mark.parametrize("norm", NORMS)
 def test_non_prefix_channel_sets_supernet_equals_extracted_subnet(norm):
     space = tiny_mobilenet(norm, width_choices=(0.5, 1.0))
     model = make_model(space)
@@ -176,31 +155,3 @@ def test_cost_hand_computed_two_stages():
     assert half.macs == 576 + 1600 + 256 + 144 + 64 + 400 + 64 + 12 == 3116
 
 
-@pytest.mark.parametrize("norm", NORMS)
-def test_cost_matches_counted_convolutions_of_a_forward_pass(norm, monkeypatch):
-    """Every conv2d/linear call of a real forward, counted: out elements x weights per output."""
-    space = tiny_mobilenet(norm, width_choices=(0.5, 1.0))
-    model = make_model(space)
-    counted = {"macs": 0, "acts": 0}
-    conv2d, linear = F.conv2d, F.linear
-
-    def counting_conv2d(x, w, *args, **kwargs):
-        out = conv2d(x, w, *args, **kwargs)
-        counted["macs"] += out[0].numel() * w[0].numel()    # a depthwise filter: k*k per output
-        counted["acts"] += out[0].numel()
-        return out
-
-    def counting_linear(x, w, b=None):
-        counted["macs"] += w.numel()
-        return linear(x, w, b)
-
-    monkeypatch.setattr(F, "conv2d", counting_conv2d)
-    monkeypatch.setattr(F, "linear", counting_linear)
-    rng = np.random.default_rng(13)
-    with torch.no_grad():
-        for _ in range(10):
-            arch = space.sample(rng)
-            counted.update(macs=0, acts=0)
-            model(inputs(batch=2), SubnetSpec(arch))
-            c = cost(space, arch)
-            assert (counted["macs"], counted["acts"]) == (c.macs, c.activations), arch.name
