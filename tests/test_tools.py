@@ -64,14 +64,15 @@ def read_csv(path) -> list[dict]:
 
 def test_compare_runs_each_method_once_and_tabulates_the_results_files(tmp_path):
     out = tmp_path / "cmp"
-    args = ["jobs/compare_digits.yaml", "--out", str(out), "--methods", "fedavg_smallest,superfed,heterofl",
-            *COMPARE_TINY]
+    args = ["jobs/compare_digits.yaml", "--out", str(out), *COMPARE_TINY]    # every method of the job set
     first = run_compare(*args)
     assert first.returncode == 0, first.stderr[-3000:]
     rows = read_csv(out / "compare.csv")
     assert list(rows[0]) == list(COMPARISON_COLUMNS)
-    assert list(dict.fromkeys(r["method"] for r in rows)) == ["superfed", "heterofl", "fedavg_smallest"]  # file order
-    for method in ("superfed", "heterofl", "fedavg_smallest"):
+    methods = {"superfed": 5, "fedsup": 5, "efedsup": 5, "heterofl": 3, "fjord": 3, "fedrolex": 3,
+               "fedavg_smallest": 1, "fedavg_largest": 1}     # label: reference subnets, in file order
+    assert list(dict.fromkeys(r["method"] for r in rows)) == list(methods)
+    for method in methods:
         r = read_results(out / f"{method}.h5")
         assert r["attrs"]["status"] == "finished"
         assert load_job(str(out / f"{method}.yaml")).to_yaml() == r["attrs"]["config_yaml"]
@@ -85,12 +86,12 @@ def test_compare_runs_each_method_once_and_tabulates_the_results_files(tmp_path)
             assert float(row["client_macs"]) == pytest.approx(r["rounds"]["macs"].sum(), rel=1e-12)
             assert float(row["virtual_time_s"]) == r["rounds"]["virtual_time_s"][-1]
         assert f"\n{method} " in first.stdout
-    assert [len([r for r in rows if r["method"] == m]) for m in ("superfed", "heterofl", "fedavg_smallest")] == [5, 3, 1]
+    assert {m: len([r for r in rows if r["method"] == m]) for m in methods} == methods
     assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     again = run_compare(*args)   # every run is reused, the table is the same
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stdout.count("reusing the finished run") == 3 and "running" not in again.stdout
+    assert again.stdout.count("reusing the finished run") == len(methods) and "running" not in again.stdout
     assert read_csv(out / "compare.csv") == rows
 
     changed = run_compare(*args, "--set", "train.lr=0.05")   # another job: refused before anything runs
