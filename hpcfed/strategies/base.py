@@ -39,11 +39,11 @@ class Strategy:
 
     name = "base"
     batchable = True   # the local rule is plain SGD on one subnet, which hpcfed.batched can run for groups
-    distill = False    # multi-subnet rules: later subnets of a batch learn the first one's soft outputs
     divide_by_selected = False   # merge: an element's sum over all contributing clients' weight, not the covering ones'
 
     def __init__(self, job: JobConfig, space: ResNetSpace):
         self.job, self.space = job, space
+        self.distill = job.strategy.distill   # multi-subnet rules: later subnets of a batch learn the first's soft outputs
 
     def assign(self, round_index: int, slots: Sequence[ClientSlot], fits: Fits,
                rng: np.random.Generator) -> list[SubnetSpec | None]:

@@ -29,10 +29,6 @@ class FedSup(Strategy):
     name = "fedsup"
     batchable = False
 
-    def __init__(self, job, space):
-        super().__init__(job, space)
-        self.distill = job.strategy.distill
-
     def assign(self, round_index, slots, fits, rng):
         return [SubnetSpec(self.space.largest())] * len(slots)
 

@@ -16,10 +16,6 @@ class FjORD(HeteroFL):
     name = "fjord"
     batchable = False
 
-    def __init__(self, job, space):
-        super().__init__(job, space)
-        self.distill = job.strategy.distill
-
     def train_scale(self, spec):
         return 1.0
 
