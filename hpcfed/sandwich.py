@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from hpcfed.config import TrainConfig
 from hpcfed.supernet import Arch, ElasticResNet, SubnetSpec
-from hpcfed.training import batch_schedule, min_batch
+from hpcfed.training import batch_schedule, min_batch, sgd_steps
 
 Schedule = Sequence[tuple[Arch, ...]]
 
@@ -56,20 +56,8 @@ def train_schedule(model: ElasticResNet, schedule: Schedule, x: torch.Tensor, y:
     Returns (mean over samples of the summed per-batch loss, samples processed). Batch order comes
     from ``generator`` as in :func:`hpcfed.training.train_subnet`.
     """
-    params = list(model.weights)
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     batches = batch_schedule(len(y), cfg, generator, min_batch(model.space.norm))
     if len(batches) != len(schedule):
         raise ValueError(f"subnet schedule has {len(schedule)} entries for {len(batches)} batches")
-    loss_sum = torch.zeros((), dtype=torch.float64, device=x.device)
-    seen = 0
-    for idx, archs in zip(batches, schedule):
-        idx = idx.to(x.device)
-        opt.zero_grad(set_to_none=True)
-        loss = sandwich_step_loss(model, archs, x[idx], y[idx], distill, scale)
-        if cfg.clip_norm > 0:
-            torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
-        opt.step()
-        loss_sum.add_(loss, alpha=len(idx))
-        seen += len(idx)
-    return (loss_sum.item() / seen if seen else float("nan")), seen
+    return sgd_steps(model, batches, x, y, cfg,
+                     lambda step, xb, yb: sandwich_step_loss(model, schedule[step], xb, yb, distill, scale))

@@ -6,6 +6,8 @@ since they are not aggregated). Tensors stay on the device they were given on.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -42,18 +44,31 @@ def train_subnet(model: ElasticResNet, spec: SubnetSpec, x: torch.Tensor, y: tor
 
     Batch order comes from ``generator`` (CPU), so it does not depend on the hosting rank.
     """
-    params = [w for w in model.weights]
+    def batch_loss(step: int, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        loss = F.cross_entropy(model(xb, spec, scale), yb)
+        loss.backward()
+        return loss.detach()
+    return sgd_steps(model, batch_schedule(len(y), cfg, generator, min_batch(model.space.norm)), x, y, cfg,
+                     batch_loss)
+
+
+def sgd_steps(model: ElasticResNet, batches: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+              cfg: TrainConfig, batch_loss: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
+              ) -> tuple[float, int]:
+    """One clipped SGD step per batch of ``batches`` (sample indices), after ``batch_loss(step, x_b, y_b)``
+    has backpropagated that batch's loss into fresh gradients and returned it (detached).
+    Returns (mean loss over samples, samples processed)."""
+    params = list(model.weights)
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     loss_sum = torch.zeros((), dtype=torch.float64, device=x.device)
     seen = 0
-    for idx in batch_schedule(len(y), cfg, generator, min_batch(model.space.norm)):
+    for step, idx in enumerate(batches):
         idx = idx.to(x.device)
-        loss = F.cross_entropy(model(x[idx], spec, scale), y[idx])
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = batch_loss(step, x[idx], y[idx])
         if cfg.clip_norm > 0:
             torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
         opt.step()
-        loss_sum.add_(loss.detach(), alpha=len(idx))
+        loss_sum.add_(loss, alpha=len(idx))
         seen += len(idx)
     return (loss_sum.item() / seen if seen else float("nan")), seen
