@@ -96,3 +96,9 @@ class Strategy:
 
 def fit_or_none(slot: ClientSlot, arch: Arch, fits: Fits) -> SubnetSpec | None:
     return SubnetSpec(arch) if fits(slot, arch) else None
+
+
+def largest_fitting(slot: ClientSlot, ordered: list[Arch], fits: Fits) -> SubnetSpec | None:
+    """The last of ``ordered`` (smallest to largest) that the client fits, or None (tiers: HeteroFL, E-FedSup)."""
+    fitting = [a for a in ordered if fits(slot, a)]
+    return SubnetSpec(fitting[-1]) if fitting else None

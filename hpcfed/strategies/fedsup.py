@@ -19,7 +19,7 @@ a random subnet in the lower or the upper half of the parameter range, the large
 """
 from __future__ import annotations
 
-from hpcfed.strategies.base import Strategy, fit_or_none
+from hpcfed.strategies.base import Strategy, fit_or_none, largest_fitting
 from hpcfed.supernet import Arch, SubnetSpec, cost
 
 BAND_TRIES = 64   # random draws to find a subnet in a parameter band (fixed4 tiers)
@@ -48,15 +48,13 @@ class EFedSup(FedSup):
         super().__init__(job, space)
         self.divide_by_selected = job.strategy.merge == "selected"
         self.tiers = space.references(job.eval.subnets)
+        low, high = cost(space, space.smallest()).params, cost(space, space.largest()).params
+        self.bands = ((low, (low + high) / 2), ((low + high) / 2, high))   # fixed4: parameter ranges of tiers 1, 2
 
     def assign(self, round_index, slots, fits, rng):
         if self.job.strategy.tiers == "fixed4":
             return [fit_or_none(slot, self.fixed_tier(slot.client, rng), fits) for slot in slots]
-        specs = []
-        for slot in slots:
-            fitting = [a for a in self.tiers if fits(slot, a)]
-            specs.append(SubnetSpec(fitting[-1]) if fitting else None)
-        return specs
+        return [largest_fitting(slot, self.tiers, fits) for slot in slots]
 
     def fixed_tier(self, client: int, rng) -> Arch:
         """The reference code's tier of ``client``: smallest, lower band, upper band, largest (client mod 4);
@@ -65,9 +63,7 @@ class EFedSup(FedSup):
         tier = client % 4
         if tier in (0, 3):
             return (smallest, largest)[tier // 3]
-        low, high = cost(self.space, smallest).params, cost(self.space, largest).params
-        middle = (low + high) / 2
-        lo, hi = (low, middle) if tier == 1 else (middle, high)
+        lo, hi = self.bands[tier - 1]
         for _ in range(BAND_TRIES):
             arch = self.space.sample(rng)
             if lo <= cost(self.space, arch).params <= hi:

@@ -7,7 +7,7 @@ aggregation rule. The reference subnets are the tiers themselves.
 """
 from __future__ import annotations
 
-from hpcfed.strategies.base import Strategy
+from hpcfed.strategies.base import Strategy, largest_fitting
 from hpcfed.supernet import Arch, SubnetSpec
 
 
@@ -19,11 +19,8 @@ class HeteroFL(Strategy):
         return [Arch(full.depths, full.expands, full.kernels, r) for r in sorted(self.space.width_choices)]
 
     def assign(self, round_index, slots, fits, rng):
-        specs = []
-        for slot in slots:
-            fitting = [a for a in self.tiers() if fits(slot, a)]
-            specs.append(SubnetSpec(fitting[-1]) if fitting else None)
-        return specs
+        tiers = self.tiers()
+        return [largest_fitting(slot, tiers, fits) for slot in slots]
 
     def train_scale(self, spec):
         return 1.0 / spec.arch.width
