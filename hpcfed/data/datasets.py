@@ -1,10 +1,12 @@
-"""The federated data set: the server's test set and every client's training samples.
+"""The federated data set: the server's test and validation sets and every client's training and
+validation samples.
 
 :func:`load_federated_data` builds a :class:`FederatedData` from one of the supported sources.
-Stored sets (scikit-learn's digits, a local CIFAR-10 folder) are normalised per channel with
-train-set statistics and their training samples partitioned over the clients (:class:`StoredData`);
+Stored sets (scikit-learn's digits, a local CIFAR-10 folder) are normalised per channel with the
+statistics of the training pool and its samples partitioned over the clients (:class:`StoredData`);
 the FedProx Synthetic clients are generated on demand (:class:`GeneratedData`), so memory does not
-grow with the population. All randomness comes from numpy Generators seeded with ``[seed, stream]``,
+grow with the population. The test and validation splits and their random streams are described in
+hpcfed.data.splits; all randomness comes from numpy Generators seeded with ``[seed, stream, ...]``,
 so the same arguments always give identical arrays.
 """
 
@@ -19,23 +21,33 @@ import torch
 
 from hpcfed.data.cifar import read_cifar10
 from hpcfed.data.partition import PARTITIONS, partition_labels
+from hpcfed.data.splits import (
+    PARTITION_STREAM,
+    ClientValidation,
+    check_fraction,
+    check_test_set,
+    require,
+    server_validation_split,
+    split_test_set,
+)
 from hpcfed.data.synthetic import TEST_CLIENTS, SyntheticClients
 from hpcfed.errors import DataError
 
 DATASETS = ("digits", "synthetic", "cifar10")
 NATURAL = "natural"
-_SPLIT_STREAM = 1  # the independent random streams drawn from one seed
-_PARTITION_STREAM = 2
 NUM_CLASSES = 10  # digits, synthetic and cifar10 all have ten classes
 _STATS_CHUNK = 1 << 22  # values per chunk when computing channel statistics
 
 
 @dataclass(frozen=True, eq=False)
 class FederatedData:
-    """The server's test set and the clients' training samples, whatever their source.
+    """The server's test and validation sets and the clients' samples, whatever their source.
 
-    ``client_offsets`` (int64, length clients + 1, read-only) gives each client's sample count as
-    ``offsets[k + 1] - offsets[k]``; :meth:`client_data` gives client ``k``'s samples.
+    ``client_offsets`` (int64, length clients + 1, read-only) gives each client's sample count,
+    training and validation together, as ``offsets[k + 1] - offsets[k]``; ``client_split`` says
+    which of them are kept for validation. :meth:`client_data` gives client ``k``'s training
+    samples, :meth:`client_validation` its validation samples; ``x_val``, ``y_val`` are the
+    server's validation set (no samples when its fraction is 0).
     """
 
     name: str
@@ -43,6 +55,9 @@ class FederatedData:
     y_test: torch.Tensor
     num_classes: int
     client_offsets: np.ndarray
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    client_split: ClientValidation
 
     @property
     def num_clients(self) -> int:
@@ -56,11 +71,19 @@ class FederatedData:
         return channels, height, width
 
     def samples_per_client(self) -> np.ndarray:
-        """Returns the number of training samples of every client."""
-        return np.diff(self.client_offsets)
+        """Returns the number of training samples of every client (without generating any)."""
+        counts = np.diff(self.client_offsets)
+        return counts - self.client_split.sizes(counts)
 
     def client_data(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Client ``k``'s training samples ``(x, y)`` on the CPU."""
+        return self._client_part(k, validation=False)
+
+    def client_validation(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Client ``k``'s validation samples ``(x, y)`` on the CPU (none when its share is 0)."""
+        return self._client_part(k, validation=True)
+
+    def _client_part(self, k: int, validation: bool) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
     def _check_client(self, k: int) -> None:
@@ -70,47 +93,45 @@ class FederatedData:
 
 @dataclass(frozen=True, eq=False)
 class StoredData(FederatedData):
-    """A data set held in memory (digits, CIFAR-10) and a CSR partition of its training samples.
+    """A data set held in memory (digits, CIFAR-10) and a CSR partition of its training pool.
 
-    Client ``k`` owns the training samples ``client_indices[client_offsets[k]:client_offsets[k + 1]]``;
-    the two int64 arrays are read-only and are the only per-client state.
+    ``x_train``, ``y_train`` are the training pool (without the server's validation set). Client
+    ``k`` owns the samples ``client_indices[client_offsets[k]:client_offsets[k + 1]]``, split into
+    training and validation by ``client_split``; the two int64 arrays are read-only and are the only
+    per-client state.
     """
 
     x_train: torch.Tensor
     y_train: torch.Tensor
     client_indices: np.ndarray
 
-    def client_samples(self, k: int) -> np.ndarray:
-        """Returns the training indices of client ``k`` (a read-only view)."""
+    def client_samples(self, k: int, validation: bool = False) -> np.ndarray:
+        """Returns the indices into the pool of client ``k``'s training (or validation) samples (read-only)."""
         self._check_client(k)
-        return self.client_indices[self.client_offsets[k] : self.client_offsets[k + 1]]
+        owned = self.client_indices[self.client_offsets[k] : self.client_offsets[k + 1]]
+        train, val = self.client_split.split(k, len(owned))
+        rows = owned[val if validation else train]
+        rows.setflags(write=False)
+        return rows
 
-    def client_data(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = torch.from_numpy(self.client_samples(k).copy())
+    def _client_part(self, k: int, validation: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = torch.from_numpy(self.client_samples(k, validation).copy())
         return self.x_train[rows], self.y_train[rows]
 
 
 @dataclass(frozen=True, eq=False)
 class GeneratedData(FederatedData):
-    """Synthetic clients whose samples are generated on demand (hpcfed.data.synthetic)."""
+    """Synthetic clients whose samples are generated on demand (hpcfed.data.synthetic); client
+    ``k``'s generated training samples are split into training and validation by ``client_split``."""
 
     generator: SyntheticClients
 
-    def client_data(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _client_part(self, k: int, validation: bool) -> tuple[torch.Tensor, torch.Tensor]:
         self._check_client(k)
-        return self.generator.train(k)
-
-
-def _require(ok: bool, key: str, value: object, expected: str) -> None:
-    """Raises a one-line DataError naming ``key``, its bad ``value`` and what is ``expected``."""
-    if not ok:
-        raise DataError(f"{key}: {value!r} is not accepted; expected {expected}")
-
-
-def _check_test_set(size: int, total: int, test_fraction: float) -> None:
-    """Raises DataError when ``test_fraction`` leaves the server test set empty."""
-    expected = f"a share that leaves test samples (0 of {total})"
-    _require(size > 0, "data.test_fraction", test_fraction, expected)
+        x, y = self.generator.train(k)
+        train, val = self.client_split.split(k, len(y))
+        rows = torch.from_numpy(val if validation else train)
+        return x[rows], y[rows]
 
 
 def _chunks(n: int, per_sample: int) -> list[slice]:
@@ -119,8 +140,8 @@ def _chunks(n: int, per_sample: int) -> list[slice]:
     return [slice(start, start + step) for start in range(0, n, step)]
 
 
-def _normalise(x_train: np.ndarray, x_test: np.ndarray) -> None:
-    """Normalises both float32 (N, C, H, W) arrays in place to per-channel mean 0 / std 1 on ``x_train``."""
+def _normalise(x_train: np.ndarray, *others: np.ndarray) -> None:
+    """Normalises float32 (N, C, H, W) arrays in place to per-channel mean 0 / std 1 on ``x_train``."""
     n, channels = x_train.shape[:2]
     count = x_train.size // channels
     chunks = _chunks(n, x_train[0].size)
@@ -129,21 +150,9 @@ def _normalise(x_train: np.ndarray, x_test: np.ndarray) -> None:
     var = sum(((x_train[c] - shift) ** 2).sum(axis=(0, 2, 3)) for c in chunks) / count
     std = np.sqrt(var)
     std[std == 0] = 1.0
-    for x in (x_train, x_test):
+    for x in (x_train, *others):
         x -= mean.astype(np.float32)[None, :, None, None]
         x /= std.astype(np.float32)[None, :, None, None]
-
-
-def _stratified_split(
-    labels: np.ndarray, test_fraction: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Splits sample indices into (train, test), sending ``test_fraction`` of every class to test."""
-    is_test = np.zeros(len(labels), dtype=bool)
-    for label in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == label))
-        is_test[members[: min(round(test_fraction * len(members)), len(members) - 1)]] = True
-    _check_test_set(int(is_test.sum()), len(labels), test_fraction)
-    return np.flatnonzero(~is_test), np.flatnonzero(is_test)
 
 
 def _load_digits(test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
@@ -160,7 +169,7 @@ def _load_digits(test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
                        delimiter=",")
     x = table[:, :-1].reshape(-1, 1, 8, 8).astype(np.float32)
     y = table[:, -1].astype(np.int64)
-    train, test = _stratified_split(y, test_fraction, np.random.default_rng([seed, _SPLIT_STREAM]))
+    train, test = split_test_set(y, test_fraction, seed)
     return x[train], y[train], x[test], y[test]
 
 
@@ -168,24 +177,24 @@ def _check_arguments(
     name: str, path: str | None, partition: str, num_clients: int, test_fraction: float, seed: int
 ) -> None:
     """Validates the arguments shared by all data sets (partition parameters are checked later)."""
-    _require(name in DATASETS, "data.name", name, f"one of {', '.join(DATASETS)}")
+    require(name in DATASETS, "data.name", name, f"one of {', '.join(DATASETS)}")
     if name == "synthetic":
         accepted = "'natural' for synthetic (one generator per client)"
-        _require(partition == NATURAL, "data.partition", partition, accepted)
+        require(partition == NATURAL, "data.partition", partition, accepted)
     else:
         accepted = f"one of {', '.join(PARTITIONS)} for {name}"
-        _require(partition in PARTITIONS, "data.partition", partition, accepted)
+        require(partition in PARTITIONS, "data.partition", partition, accepted)
     integer = (int, np.integer)
     ok_clients = isinstance(num_clients, integer) and num_clients >= 1
-    _require(ok_clients, "clients.total", num_clients, "an integer >= 1")
-    _require(isinstance(seed, integer) and seed >= 0, "seed", seed, "an integer >= 0")
+    require(ok_clients, "clients.total", num_clients, "an integer >= 1")
+    require(isinstance(seed, integer) and seed >= 0, "seed", seed, "an integer >= 0")
     if name != "cifar10":
         accepted = "a number strictly between 0 and 1"
-        _require(0 < test_fraction < 1, "data.test_fraction", test_fraction, accepted)
+        require(0 < test_fraction < 1, "data.test_fraction", test_fraction, accepted)
     if name == "digits":
-        _require(not path, "data.path", path, "no path: digits ships with scikit-learn")
+        require(not path, "data.path", path, "no path: digits ships with scikit-learn")
     if name == "synthetic":
-        _require(not path, "data.path", path, "no path: synthetic is generated")
+        require(not path, "data.path", path, "no path: synthetic is generated")
 
 
 def load_federated_data(
@@ -201,6 +210,8 @@ def load_federated_data(
     synthetic_beta: float = 1.0,
     synthetic_dim: int = 60,
     synthetic_samples: int = 0,
+    client_val_fraction: float = 0.0,
+    server_val_fraction: float = 0.0,
 ) -> FederatedData:
     """Loads (or generates) a data set, normalises it and partitions it over ``num_clients`` clients.
 
@@ -217,32 +228,37 @@ def load_federated_data(
         synthetic_alpha, synthetic_beta: heterogeneity of the Synthetic generator.
         synthetic_dim: number of Synthetic features.
         synthetic_samples: samples per Synthetic client; 0 draws FedProx's lognormal sizes.
+        client_val_fraction: share of every client's samples kept out of its training for validation.
+        server_val_fraction: share of the training samples held by the server for validation.
 
     Raises:
         DataError: for an unknown name or partition, bad numbers, or a missing or malformed file.
     """
     _check_arguments(name, path, partition, num_clients, test_fraction, seed)
+    check_fraction("data.client_val_fraction", client_val_fraction)
+    check_fraction("data.server_val_fraction", server_val_fraction)
+    client_split = ClientValidation(float(client_val_fraction), int(seed))
     if name == "synthetic":
-        _require(synthetic_alpha >= 0, "data.synthetic_alpha", synthetic_alpha, "a number >= 0")
-        _require(synthetic_beta >= 0, "data.synthetic_beta", synthetic_beta, "a number >= 0")
-        _require(synthetic_dim >= 1, "data.synthetic_dim", synthetic_dim, "an integer >= 1")
-        _require(synthetic_samples >= 0, "data.synthetic_samples", synthetic_samples, "an integer >= 0")
-        return _synthetic(num_clients, synthetic_alpha, synthetic_beta, synthetic_dim, synthetic_samples,
-                          test_fraction, seed)
+        require(synthetic_alpha >= 0, "data.synthetic_alpha", synthetic_alpha, "a number >= 0")
+        require(synthetic_beta >= 0, "data.synthetic_beta", synthetic_beta, "a number >= 0")
+        require(synthetic_dim >= 1, "data.synthetic_dim", synthetic_dim, "an integer >= 1")
+        require(synthetic_samples >= 0, "data.synthetic_samples", synthetic_samples, "an integer >= 0")
+        generator = SyntheticClients(num_clients, synthetic_alpha, synthetic_beta, synthetic_dim,
+                                     synthetic_samples, test_fraction, server_val_fraction, seed)
+        return _synthetic(generator, test_fraction, server_val_fraction, client_split)
     if name == "digits":
         x_train, y_train, x_test, y_test = _load_digits(test_fraction, seed)
     else:
         x_train, y_train, x_test, y_test = read_cifar10(path)
-    offsets, indices = partition_labels(
-        y_train,
-        partition,
-        num_clients,
-        alpha=alpha,
-        shards_per_client=shards_per_client,
-        rng=np.random.default_rng([seed, _PARTITION_STREAM]),
-    )
-    x_train, x_test = x_train.astype(np.float32, copy=False), x_test.astype(np.float32, copy=False)
-    _normalise(x_train, x_test)
+    pool, val = server_validation_split(y_train, server_val_fraction, seed)
+    x_val, y_val = x_train[val], y_train[val]
+    if len(val):
+        x_train, y_train = x_train[pool], y_train[pool]
+    offsets, indices = partition_labels(y_train, partition, num_clients, alpha=alpha,
+                                        shards_per_client=shards_per_client,
+                                        rng=np.random.default_rng([seed, PARTITION_STREAM]))
+    x_train, x_test, x_val = (x.astype(np.float32, copy=False) for x in (x_train, x_test, x_val))
+    _normalise(x_train, x_test, x_val)
     offsets.setflags(write=False)
     indices.setflags(write=False)
     return StoredData(
@@ -251,22 +267,27 @@ def load_federated_data(
         y_test=torch.from_numpy(y_test),
         num_classes=NUM_CLASSES,
         client_offsets=offsets,
+        x_val=torch.from_numpy(x_val),
+        y_val=torch.from_numpy(y_val),
+        client_split=client_split,
         x_train=torch.from_numpy(x_train),
         y_train=torch.from_numpy(y_train),
         client_indices=indices,
     )
 
 
-def _synthetic(num_clients: int, alpha: float, beta: float, dim: int, samples: int, test_fraction: float,
-               seed: int) -> GeneratedData:
-    """Synthetic clients generated on demand; the test set and normalisation come from the first
-    ``TEST_CLIENTS`` clients."""
-    generator = SyntheticClients(num_clients, alpha, beta, dim, samples, test_fraction, seed)
-    _check_test_set(int(generator.held_out[:TEST_CLIENTS].sum()), int(generator.counts[:TEST_CLIENTS].sum()),
-                    test_fraction)
-    pooled = range(min(num_clients, TEST_CLIENTS))
-    x_test, y_test = generator.pool(pooled)
+def _synthetic(generator: SyntheticClients, test_fraction: float, server_val_fraction: float,
+               client_split: ClientValidation) -> GeneratedData:
+    """Synthetic clients generated on demand; the test and server validation sets and the
+    normalisation come from the first ``TEST_CLIENTS`` clients."""
+    check_test_set(int(generator.held_out[:TEST_CLIENTS].sum()), int(generator.counts[:TEST_CLIENTS].sum()),
+                   test_fraction)
+    expected = "a share that leaves validation samples (0 held out by the test clients)"
+    require(server_val_fraction == 0 or generator.server_held.any(), "data.server_val_fraction",
+            server_val_fraction, expected)
+    (x_test, y_test), (x_val, y_val) = generator.pool(range(min(generator.num_clients, TEST_CLIENTS)))
     offsets = np.concatenate([[0], np.cumsum(generator.train_counts)]).astype(np.int64)
     offsets.setflags(write=False)
     return GeneratedData(name="synthetic", x_test=x_test, y_test=y_test, num_classes=NUM_CLASSES,
-                         client_offsets=offsets, generator=generator)
+                         client_offsets=offsets, x_val=x_val, y_val=y_val, client_split=client_split,
+                         generator=generator)
