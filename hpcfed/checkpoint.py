@@ -1,7 +1,7 @@
 """Save and restore the server state, atomically, in an HDF5 file beside the results.
 
-The state is everything a run needs to continue bit-identically: the global weights, the
-strategy's state (e.g. SuperFed's tracking counters), the virtual clock, the next round, and how
+The state is everything a run needs to continue bit-identically: the weights of every model the
+run holds, the strategy's state (e.g. SuperFed's tracking counters), the virtual clock, the next round, and how
 many rows of each results table belong to it. No random generator state is saved because there
 is none: every stream is derived from (seed, purpose, round, client). The file is written under
 a temporary name and renamed, so a kill during the write leaves the previous checkpoint intact;
@@ -21,7 +21,7 @@ from hpcfed import faults as fault_hooks
 from hpcfed.config import FaultsConfig
 from hpcfed.errors import HpcfedError
 
-FORMAT = 1
+FORMAT = 2   # 2: several models (models/<id>); 1 held one weight vector
 UNCHECKED_SECTIONS = ("faults", "checkpoint")   # may change between a run and its resumption
 
 
@@ -32,7 +32,7 @@ class Snapshot:
     round: int                          # the next round to play
     clock: float                        # virtual seconds
     wall_s: float                       # wall-clock seconds spent so far (wall_time_s continues from it)
-    weights: np.ndarray                 # float32 (P,)
+    models: dict[int, np.ndarray]       # model id -> float32 (P,)
     strategy: dict[str, np.ndarray]
     rows: dict[str, int]                # rows of each results table: rounds, clients, eval, architectures
 
@@ -47,7 +47,9 @@ def save(path: Path, snap: Snapshot, config_yaml: str, faults: FaultsConfig | No
     with h5py.File(tmp, "w") as f:
         f.attrs.update({"format": FORMAT, "config_yaml": config_yaml, "round": snap.round,
                         "clock": snap.clock, "wall_s": snap.wall_s})
-        f.create_dataset("weights", data=snap.weights)
+        models = f.create_group("models")
+        for model, weights in snap.models.items():
+            models.create_dataset(str(model), data=weights)
         if faults is not None:
             fault_hooks.in_checkpoint(faults, snap.round - 1)
         group = f.create_group("strategy")
@@ -73,12 +75,13 @@ def load(path: Path, config_yaml: str, num_params: int) -> Snapshot:
                 raise HpcfedError(f"--resume: {str(path)!r} has checkpoint format {f.attrs.get('format')!r}; "
                                   f"this hpcfed reads format {FORMAT}")
             _check_same_job(path, str(f.attrs["config_yaml"]), config_yaml)
-            weights = f["weights"][()]
-            if weights.dtype != np.float32 or weights.shape != (num_params,):
-                raise HpcfedError(f"--resume: {str(path)!r} holds weights of shape {weights.shape} {weights.dtype}; "
-                                  f"this job's supernet has ({num_params},) float32")
+            models = {int(m): w[()] for m, w in f["models"].items()}
+            for model, weights in models.items():
+                if weights.dtype != np.float32 or weights.shape != (num_params,):
+                    raise HpcfedError(f"--resume: {str(path)!r} holds weights of shape {weights.shape} "
+                                      f"{weights.dtype} for model {model}; this job's supernet has ({num_params},) float32")
             return Snapshot(round=int(f.attrs["round"]), clock=float(f.attrs["clock"]),
-                            wall_s=float(f.attrs["wall_s"]), weights=weights,
+                            wall_s=float(f.attrs["wall_s"]), models=models,
                             strategy={k: v[()] for k, v in f["strategy"].items()},
                             rows={k: int(v) for k, v in f["rows"].attrs.items()})
     except HpcfedError:

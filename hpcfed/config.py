@@ -53,6 +53,8 @@ class DataConfig:
     synthetic_beta: float = 1.0
     synthetic_dim: int = 60       # synthetic: features per sample
     synthetic_samples: int = 0    # synthetic: samples per client (0 = FedProx's lognormal sizes)
+    client_val_fraction: float = 0.0  # share of every client's samples kept out of training as its validation split
+    server_val_fraction: float = 0.0  # share of the training pool held by the server as its validation split
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,11 @@ class EvalConfig:
     every: int = 5              # evaluate every this many rounds (and after the last)
     subnets: int = 5            # reference subnets from the smallest to the largest
     batch_size: int = 500
+    val_every: int = 0          # federated validation every this many rounds (0 = none): sampled clients score
+                                # the reference subnets on their validation split (data.client_val_fraction)
+    val_clients: int = 8        # clients sampled for each federated validation
+    patience: int = 0           # stop the run when validation accuracy has not improved for this many validations (0 = never)
+    min_delta: float = 0.0      # an improvement must exceed this (accuracy fraction)
 
 
 @dataclass(frozen=True)
@@ -296,6 +303,14 @@ def validate(job: JobConfig) -> None:
     for key in positive_ints:
         _check(_get(job, key) >= 1, key, _get(job, key), "an integer >= 1")
     _check(job.seed >= 0, "seed", job.seed, "an integer >= 0")
+    _check(job.eval.val_every >= 0, "eval.val_every", job.eval.val_every, "an integer >= 0 (0 = no validation)")
+    _check(job.eval.val_clients >= 1, "eval.val_clients", job.eval.val_clients, "an integer >= 1")
+    _check(job.eval.patience >= 0, "eval.patience", job.eval.patience, "an integer >= 0 (0 = never stop early)")
+    _check(job.eval.min_delta >= 0, "eval.min_delta", job.eval.min_delta, "a number >= 0")
+    _check(not job.eval.val_every or job.data.client_val_fraction > 0, "eval.val_every", job.eval.val_every,
+           "0 unless data.client_val_fraction > 0 (federated validation scores clients' validation splits)")
+    _check(not job.eval.patience or job.eval.val_every > 0, "eval.patience", job.eval.patience,
+           "0 unless eval.val_every > 0 (early stopping needs federated validation)")
     _check(job.eval.subnets >= 2, "eval.subnets", job.eval.subnets, "an integer >= 2 (smallest and largest)")
     _check(job.clients.per_round <= job.clients.total, "clients.per_round", job.clients.per_round,
            f"1..clients.total ({job.clients.total})")

@@ -1,4 +1,8 @@
-"""Server-side evaluation of reference subnets on the held-out test set."""
+"""Reference evaluations on the server's held-out test set: what a run *reports*, never what it decides.
+
+Decisions (early stopping, candidate selection) use federated validation instead (evaluate tasks on
+clients' validation splits, hpcfed.plan and hpcfed.outcome).
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -19,3 +23,21 @@ def evaluate(model: ElasticResNet, specs: list[SubnetSpec], x: torch.Tensor, y: 
             correct += int((logits.argmax(dim=1) == y[start:start + batch_size]).sum())
         accuracies.append(correct / len(y))
     return np.array(accuracies)
+
+
+class ReferenceEvaluation:
+    """Scores every reference (model, spec) of a run on the test set, with rank 0's own supernet buffer."""
+
+    def __init__(self, model: ElasticResNet, references: list[tuple[int, SubnetSpec]], x: torch.Tensor,
+                 y: torch.Tensor, batch_size: int):
+        self.model, self.references, self.x, self.y, self.batch_size = model, references, x, y, batch_size
+
+    @torch.no_grad()
+    def __call__(self, models: dict[int, torch.Tensor]) -> np.ndarray:
+        accuracy = np.zeros(len(self.references))
+        for model_id in dict.fromkeys(m for m, _ in self.references):
+            columns = [i for i, (m, _) in enumerate(self.references) if m == model_id]
+            self.model.flat.copy_(models[model_id])
+            accuracy[columns] = evaluate(self.model, [self.references[i][1] for i in columns], self.x, self.y,
+                                         self.batch_size)
+        return accuracy

@@ -1,85 +1,95 @@
-"""The round plan that rank 0 broadcasts, and the cost-aware mapping of clients to workers.
+"""The round plan: a frozen value that says everything the round will do (issue 10, "the round as values").
 
-The plan is small metadata (pickled): which client trains which subnet spec with which weight on
-which worker, and how many weight values each worker will receive. Weights never travel in it.
+Rank 0 computes it once per round. Every :class:`Task` names its kind (train or evaluate), the
+client, the model it belongs to, the subnet it receives, its per-batch schedule of subnets, the
+footprint it updates, its aggregation weight and its predicted cost. Workers derive nothing the
+plan holds; what both sides compute from it to save bandwidth (the slices a worker needs,
+:func:`needed_slices`) comes from one function here. Weights never travel in the plan.
 """
 from __future__ import annotations
 
 import dataclasses
 import heapq
-from dataclasses import dataclass, field
-
-import numpy as np
+from dataclasses import dataclass
 
 from hpcfed.supernet import SubnetSpec
 
-METRICS_PER_CLIENT = 3   # loss x samples, samples, rejected (non-finite update)
+TRAIN, EVALUATE = "train", "evaluate"
 
-
-def fused_size(num_params: int, slots: int, ranks: int) -> int:
-    """Length of the fused int64 reduction buffer:
-    [weighted sums of the updates | per-client metrics | per-rank training seconds]. The weights'
-    sums (the denominators) do not travel: rank 0 adds them from the plan (hpcfed.aggregate.add_weight)."""
-    return num_params + slots * METRICS_PER_CLIENT + ranks
-
-
-def split_fused(fused, num_params: int, slots: int):
-    """Views of a fused buffer (NumPy or torch): weighted sums (P,), metrics (slots, 3), rank seconds."""
-    end = num_params + slots * METRICS_PER_CLIENT
-    return fused[:num_params], fused[num_params:end].reshape(slots, METRICS_PER_CLIENT), fused[end:]
-
-
-def contributed(metrics: np.ndarray) -> np.ndarray:
-    """Which clients' updates went into the sums, from their metrics (in real units, not fixed point):
-    trained on at least one batch and not rejected."""
-    return (metrics[:, 1] > 0) & (metrics[:, 2] < 0.5)
+Schedule = tuple[tuple[SubnetSpec, ...], ...]   # per local batch: the subnets it trains, teacher first
 
 
 @dataclass(frozen=True)
-class ClientTask:
-    slot: int            # the client's row in this round's metrics block
+class Task:
+    slot: int                        # the task's row in the round's metrics block (its index in the plan)
+    kind: str                        # TRAIN | EVALUATE
     client: int
-    spec: SubnetSpec
-    weight: float        # normalised aggregation weight
-    cost: float          # predicted training MACs (for mapping)
-    group: int = 0       # clients of one group train together (hpcfed.batched) on one worker
+    model: int                       # which of the run's weight vectors it reads (and, training, updates)
+    spec: SubnetSpec                 # the subnet it receives (evaluate: the subnet it scores)
+    schedule: Schedule | None = None  # per-batch subnets; None = ``spec`` alone in every batch
+    footprint: tuple[SubnetSpec, ...] = ()   # train: the specs whose union it updates and returns
+    weight: float = 0.0              # normalised aggregation weight (train)
+    cost: float = 0.0                # predicted training MACs (for mapping tasks to workers)
+    group: int = 0                   # train tasks of one group run together (hpcfed.batched) on one worker
+
+    @property
+    def reads(self) -> tuple[SubnetSpec, ...]:
+        """The slices of its model the task needs: its footprint (train) or its spec (evaluate)."""
+        return self.footprint if self.kind == TRAIN else (self.spec,)
 
 
 @dataclass(frozen=True)
 class RoundPlan:
     round: int
-    tasks: dict[int, tuple[ClientTask, ...]] = field(default_factory=dict)   # worker rank -> its tasks
-    shipped: dict[int, int] = field(default_factory=dict)   # worker rank -> values of its slices' union it receives
-    slots: int = 0
-    stop: bool = False
+    tasks: tuple[Task, ...] = ()
+
+    @property
+    def trained_models(self) -> tuple[int, ...]:
+        """The models some train task updates, ascending: the ones whose sums travel back."""
+        return tuple(sorted({t.model for t in self.tasks if t.kind == TRAIN}))
+
+    def of_kind(self, kind: str) -> tuple[Task, ...]:
+        return tuple(t for t in self.tasks if t.kind == kind)
 
 
-def assign_groups(tasks: list[ClientTask], batch_clients: int) -> list[ClientTask]:
-    """Number groups of up to ``batch_clients`` tasks with the same spec, in slot order.
+def needed_slices(tasks) -> dict[int, tuple[SubnetSpec, ...]]:
+    """Per model, the distinct specs whose union a host of ``tasks`` needs (both ends compute it,
+    so only the values travel). Ordered by model, specs in first-use order."""
+    needed: dict[int, dict[SubnetSpec, None]] = {}
+    for task in tasks:
+        needed.setdefault(task.model, {}).update(dict.fromkeys(task.reads))
+    return {m: tuple(specs) for m, specs in sorted(needed.items())}
+
+
+def assign_groups(tasks: list[Task], batch_clients: int) -> list[Task]:
+    """Number groups of up to ``batch_clients`` train tasks with the same model and spec and no
+    schedule, in slot order; every other task is a group of its own.
 
     Groups depend only on the round's tasks, never on the number of ranks, so batched training
     gives the same results however many ranks run.
     """
-    open_groups: dict = {}       # spec -> (group id, members so far)
+    open_groups: dict = {}       # (model, spec) -> (group id, members so far)
     grouped, next_id = [], 0
     for task in sorted(tasks, key=lambda t: t.slot):
-        gid, members = open_groups.get(task.spec, (None, 0))
+        key = (task.model, task.spec) if task.kind == TRAIN and task.schedule is None else None
+        gid, members = open_groups.get(key, (None, 0)) if key else (None, 0)
         if gid is None or members == batch_clients:
             gid, members, next_id = next_id, 0, next_id + 1
-        open_groups[task.spec] = (gid, members + 1)
+        if key:
+            open_groups[key] = (gid, members + 1)
         grouped.append(dataclasses.replace(task, group=gid))
     return grouped
 
 
-def map_to_workers(tasks: list[ClientTask], workers: list[int]) -> dict[int, tuple[ClientTask, ...]]:
+def map_to_workers(tasks, workers: list[int]) -> dict[int, tuple[Task, ...]]:
     """Longest-processing-time-first over groups: the costliest group to the least loaded worker,
     so workers finish together; a group stays on one worker."""
-    groups: dict[int, list[ClientTask]] = {}
+    groups: dict[int, list[Task]] = {}
     for task in tasks:
         groups.setdefault(task.group, []).append(task)
     heap = [(0.0, w) for w in workers]
     heapq.heapify(heap)
-    mapping: dict[int, list[ClientTask]] = {w: [] for w in workers}
+    mapping: dict[int, list[Task]] = {w: [] for w in workers}
     for members in sorted(groups.values(), key=lambda ts: (-sum(t.cost for t in ts), ts[0].slot)):
         load, worker = heapq.heappop(heap)
         mapping[worker].extend(members)

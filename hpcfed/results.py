@@ -7,14 +7,19 @@ rows the file does not hold, so a resumed run always finds them.
 Layout (units and descriptions are attributes of every dataset)::
 
     /                 attrs: hpcfed_version, config_yaml, strategy, seed, world_size, normalization,
-                             status (running | finished | failed), final_model_sha256, started,
-                             peak_rss_mb (per rank, MiB; written when the run finishes)
+                             status (running | finished | failed), final_model_sha256 (SHA-256 of every
+                             model's float32 weights concatenated in model order; one model: its
+                             weights), started, and when the run finishes: stop_reason (why it ended:
+                             all rounds played, or the strategy's reason), rounds_played, peak_rss_mb
+                             (per rank, MiB)
     rounds/<column>   one row per round: ROUND_COLUMNS
     clients/<column>  one row per sampled client per round: CLIENT_COLUMNS
-    eval/round        (E,) rounds at which the reference subnets were evaluated
+    validation/<column>  one row per evaluate task (federated validation): VALIDATION_COLUMNS
+    eval/round        (E,) rounds at which the reference subnets were evaluated (test set: reporting only)
     eval/accuracy     (E, S) top-1 test accuracy, fractions in [0, 1]
-    eval/subnet_names, eval/subnet_macs, eval/subnet_params, eval/subnet_archs   (S,) per subnet
-    architectures/json  (A,) JSON of every architecture that clients/arch_id refers to
+    eval/subnet_names, eval/subnet_macs, eval/subnet_params, eval/subnet_archs, eval/subnet_models
+                      (S,) per reference subnet (subnet_models: the model it belongs to)
+    architectures/json  (A,) JSON of every architecture that arch_id columns refer to
 
 ``status`` is ``failed`` after an error or SIGTERM (with an ``error`` attribute), ``interrupted``
 after SIGUSR1; both are resumable from the last checkpoint with ``--resume``, which cuts every
@@ -60,6 +65,7 @@ CLIENT_COLUMNS: dict[str, tuple[Any, str, str]] = {
     "round": (np.int64, "", "round index"),
     "client": (np.int64, "", "client id"),
     "rank": (np.int64, "", "MPI rank that trained it (-1 = not trained)"),
+    "model": (np.int64, "", "model it trained (-1 = no subnet fitted)"),
     "arch_id": (np.int64, "", "row of architectures/json (-1 = no subnet fitted)"),
     "samples": (np.int64, "", "training samples processed"),
     "macs": (np.float64, "MAC", "training multiply-accumulates spent"),
@@ -71,6 +77,16 @@ CLIENT_COLUMNS: dict[str, tuple[Any, str, str]] = {
     "weight": (np.float64, "", "normalised aggregation weight"),
 }
 
+VALIDATION_COLUMNS: dict[str, tuple[Any, str, str]] = {
+    "round": (np.int64, "", "round whose plan held the task: it scored the weights that entered that round"),
+    "model": (np.int64, "", "model scored"),
+    "client": (np.int64, "", "client whose validation split scored it (never the test set)"),
+    "arch_id": (np.int64, "", "row of architectures/json: the subnet scored"),
+    "correct": (np.int64, "", "correctly classified validation samples"),
+    "total": (np.int64, "", "validation samples"),
+    "loss_sum": (np.float64, "", "summed cross-entropy over the validation samples"),
+}
+TABLES = {"rounds": ROUND_COLUMNS, "clients": CLIENT_COLUMNS, "validation": VALIDATION_COLUMNS}
 
 WRITE_EVERY_S = 2.0
 
@@ -82,13 +98,13 @@ class ResultsWriter:
         self.file = file
         # buffered rows per table; between flushes the file is not touched, so a killed run leaves it
         # as of its last flush (HDF5 has no journal: a kill amid unflushed changes can damage it)
-        self.pending: dict[str, list[dict[str, Any]]] = {"rounds": [], "clients": [], "eval": [], "architectures": []}
+        self.pending: dict[str, list[dict[str, Any]]] = {name: [] for name in (*TABLES, "eval", "architectures")}
         self.written_at = time.monotonic()
         self.arch_ids: dict[Arch, int] = {Arch.from_json(j): i for i, j in
                                           enumerate(file["architectures/json"].asstr()[()])}
 
     @classmethod
-    def create(cls, path: str | Path, attrs: dict[str, Any], subnets: list[tuple[str, Arch, int, int]]):
+    def create(cls, path: str | Path, attrs: dict[str, Any], subnets: list[tuple[str, Arch, int, int, int]]):
         """A new file with every table empty."""
         f = h5py.File(path, "w")
         f.attrs.update({"hpcfed_version": __version__, "status": "running", **attrs})
@@ -105,7 +121,7 @@ class ResultsWriter:
             raise HpcfedError(f"--resume: results file {str(path)!r} cannot be opened ({err})") from None
         try:
             _check_layout(f, path, subnet_count)
-            for name, columns in (("rounds", ROUND_COLUMNS), ("clients", CLIENT_COLUMNS)):
+            for name, columns in TABLES.items():
                 for col in columns:
                     _truncate(f[name][col], rows[name], path)
             _truncate(f["eval/round"], rows["eval"], path)
@@ -123,10 +139,8 @@ class ResultsWriter:
     def rows(self) -> dict[str, int]:
         """Row count of each table, buffered rows included (what a checkpoint records)."""
         buffered = {name: sum(len(next(iter(part.values()))) for part in parts) for name, parts in self.pending.items()}
-        return {"rounds": len(self.file["rounds/round"]) + buffered["rounds"],
-                "clients": len(self.file["clients/round"]) + buffered["clients"],
-                "eval": len(self.file["eval/round"]) + buffered["eval"],
-                "architectures": len(self.file["architectures/json"]) + buffered["architectures"]}
+        first = {**{name: f"{name}/round" for name in TABLES}, "eval": "eval/round", "architectures": "architectures/json"}
+        return {name: len(self.file[column]) + buffered[name] for name, column in first.items()}
 
     def arch_id(self, arch: Arch) -> int:
         """Row of ``arch`` in architectures/json, added on first use."""
@@ -138,6 +152,10 @@ class ResultsWriter:
     def append_round(self, row: dict[str, Any], clients: dict[str, np.ndarray]) -> None:
         self.pending["rounds"].append({k: np.asarray([v]) for k, v in row.items()})
         self.pending["clients"].append(clients)
+        self._write_if_due()
+
+    def append_validation(self, rows: dict[str, np.ndarray]) -> None:
+        self.pending["validation"].append(rows)
         self._write_if_due()
 
     def append_eval(self, round_index: int, accuracy: np.ndarray) -> None:
@@ -165,8 +183,8 @@ class ResultsWriter:
         self.file.close()
 
 
-def _create_tables(f: h5py.File, subnets: list[tuple[str, Arch, int, int]]) -> None:
-    for name, columns in (("rounds", ROUND_COLUMNS), ("clients", CLIENT_COLUMNS)):
+def _create_tables(f: h5py.File, subnets: list[tuple[str, Arch, int, int, int]]) -> None:
+    for name, columns in TABLES.items():
         group = f.create_group(name)
         for col, (dtype, unit, doc) in columns.items():
             ds = group.create_dataset(col, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(4096,))
@@ -180,13 +198,14 @@ def _create_tables(f: h5py.File, subnets: list[tuple[str, Arch, int, int]]) -> N
     ev.create_dataset("subnet_archs", data=[s[1].to_json() for s in subnets], dtype=STR)
     ev.create_dataset("subnet_macs", data=[s[2] for s in subnets], dtype=np.int64).attrs["units"] = "MAC/sample"
     ev.create_dataset("subnet_params", data=[s[3] for s in subnets], dtype=np.int64)
+    ev.create_dataset("subnet_models", data=[s[4] for s in subnets], dtype=np.int64)
     f.create_group("architectures").create_dataset(
         "json", shape=(0,), maxshape=(None,), dtype=STR, chunks=(256,))
 
 
 def _check_layout(f: h5py.File, path, subnet_count: int) -> None:
     """Reject a file that is not an hpcfed results file of this job's shape (one line naming the part)."""
-    expected = [f"rounds/{c}" for c in ROUND_COLUMNS] + [f"clients/{c}" for c in CLIENT_COLUMNS] + \
+    expected = [f"{name}/{c}" for name, columns in TABLES.items() for c in columns] + \
         ["eval/round", "eval/accuracy", "architectures/json"]
     for name in expected:
         if name not in f or not isinstance(f[name], h5py.Dataset):
@@ -221,7 +240,7 @@ def read_results(path: str | Path) -> dict[str, Any]:
     """The whole file as plain NumPy arrays and attributes (small enough for analysis tools)."""
     with h5py.File(path, "r") as f:
         out: dict[str, Any] = {"attrs": {k: _text(v) for k, v in f.attrs.items()}}
-        for group in ("rounds", "clients", "eval", "architectures"):
+        for group in (g for g in (*TABLES, "eval", "architectures") if g in f):
             out[group] = {k: _decode(f[group][k][()]) for k in f[group]}
     return out
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from hpcfed import checkpoint, interrupts
+from hpcfed.backend import MPIBackend, SerialBackend
 from hpcfed.comm import Comm, RankFailed, failure_message, install_abort_hook
 from hpcfed.config import JobConfig, load_job
 from hpcfed.data import FederatedData, load_federated_data
@@ -141,7 +142,8 @@ def main(argv: list[str] | None = None, comm: Comm | None = None) -> int:
     except BaseException as err:
         writer.close("failed", error=failure_message(comm, err))
         raise
-    writer.close("finished", final_model_sha256=digest, peak_rss_mb=comm.gather(peak_memory_mb()))
+    writer.close("finished", final_model_sha256=digest, stop_reason=server.stopped, rounds_played=server.next_round,
+                 peak_rss_mb=comm.gather(peak_memory_mb()))
     print(summary(read_results(setup["out"])), flush=True)
     print(f"results: {setup['out']}", flush=True)
     return 0
@@ -152,7 +154,7 @@ def load_data(job: JobConfig) -> FederatedData:
     d = job.data
     return load_federated_data(d.name, d.path or None, d.partition, d.alpha, d.shards_per_client,
                                job.clients.total, d.test_fraction, job.seed, d.synthetic_alpha, d.synthetic_beta,
-                               d.synthetic_dim, d.synthetic_samples)
+                               d.synthetic_dim, d.synthetic_samples, d.client_val_fraction, d.server_val_fraction)
 
 
 def _setup(comm: Comm, argv: list[str] | None) -> dict:
@@ -166,8 +168,8 @@ def _setup(comm: Comm, argv: list[str] | None) -> dict:
     population = Population(job.devices, job.clients.total, job.seed)
     model = ElasticResNet(space, torch_generator(job.seed, "init"))
     strategy = make_strategy(job, space)
-    references = strategy.reference_subnets()
-    for spec in references:
+    references = strategy.references()
+    for _, spec in references:
         space.validate(spec.arch)
     out = Path(args.out or f"runs/{job.name}-{time.strftime('%Y%m%d-%H%M%S')}.h5")
     if args.out is None and comm.rank == 0:
@@ -184,8 +186,8 @@ def _setup(comm: Comm, argv: list[str] | None) -> dict:
     setup["host"] = host
     if comm.rank == 0:
         from hpcfed.server import Server
-        costs = [cost(space, s) for s in references]
-        subnets = [(s.arch.name, s.arch, c.macs, c.params) for s, c in zip(references, costs)]
+        costs = [cost(space, s) for _, s in references]
+        subnets = [(s.arch.name, s.arch, c.macs, c.params, m) for (m, s), c in zip(references, costs)]
         attrs = {"config_yaml": job.to_yaml(), "strategy": job.strategy.name, "seed": job.seed,
                  "world_size": comm.size, "normalization": space.norm, "final_model_sha256": "",
                  "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -199,7 +201,8 @@ def _setup(comm: Comm, argv: list[str] | None) -> dict:
             except OSError as err:
                 raise HpcfedError(f"--out {str(out)!r} cannot be created: {err}") from None
             ckpt.unlink(missing_ok=True)   # a replaced run's checkpoint must not be resumed
-        setup["server"] = Server(job, comm, model.to(device), strategy, data, population, writer, host, device,
+        backend = SerialBackend(host) if comm.size == 1 else MPIBackend(comm, model)
+        setup["server"] = Server(job, model.to(device), strategy, data, population, writer, backend, device,
                                  ckpt, snapshot, progress=functools.partial(print, flush=True))
     return setup
 

@@ -8,8 +8,9 @@ accumulated by its own backward pass (one subnet's activations in memory at a ti
 clipped SGD step. FjORD's self-distillation (Horvath et al. 2021) is the same step with the
 client's widest level as teacher and the sampled level as student.
 
-Which subnets each batch trains is a *schedule* (a list of tuples of :class:`Arch`, one per batch)
-drawn by the strategy from a seeded stream, so the server can count the client's MACs exactly.
+Which subnets each batch trains is a *schedule* (one tuple of :class:`SubnetSpec` per batch, any
+channel sets) drawn by the strategy on rank 0 from a seeded stream and shipped in the round plan
+(hpcfed.plan), so the server counts the client's MACs exactly.
 """
 from __future__ import annotations
 
@@ -19,26 +20,26 @@ import torch
 import torch.nn.functional as F
 
 from hpcfed.config import TrainConfig
-from hpcfed.supernet import Arch, ElasticResNet, SubnetSpec
+from hpcfed.supernet import ElasticResNet, SubnetSpec
 from hpcfed.training import batch_schedule, min_batch, sgd_steps
 
-Schedule = Sequence[tuple[Arch, ...]]
+Schedule = Sequence[tuple[SubnetSpec, ...]]   # hpcfed.plan.Schedule, or any sequence of the same
 
 
-def sandwich_step_loss(model: ElasticResNet, archs: tuple[Arch, ...], x: torch.Tensor, y: torch.Tensor,
-                       distill: bool, scale: Callable[[Arch], float] = lambda a: 1.0) -> torch.Tensor:
+def sandwich_step_loss(model: ElasticResNet, specs: tuple[SubnetSpec, ...], x: torch.Tensor, y: torch.Tensor,
+                       distill: bool, scale: Callable[[SubnetSpec], float] = lambda s: 1.0) -> torch.Tensor:
     """Backpropagate every term of one batch into the parameters' ``.grad``; return their sum (detached).
 
-    Terms: cross-entropy of ``archs[0]``; for each later arch, KL(teacher || student) with the
+    Terms: cross-entropy of ``specs[0]``; for each later spec, KL(teacher || student) with the
     teacher's soft outputs (``distill``) or cross-entropy against ``y``. Gradients accumulate.
     """
-    teacher_logits = model(x, SubnetSpec(archs[0]), scale(archs[0]))
+    teacher_logits = model(x, specs[0], scale(specs[0]))
     loss = F.cross_entropy(teacher_logits, y)
     loss.backward()
     total = loss.detach()
     soft = F.softmax(teacher_logits.detach(), dim=1)
-    for arch in archs[1:]:
-        logits = model(x, SubnetSpec(arch), scale(arch))
+    for spec in specs[1:]:
+        logits = model(x, spec, scale(spec))
         if distill:
             term = F.kl_div(F.log_softmax(logits, dim=1), soft, reduction="batchmean")
         else:
@@ -50,7 +51,7 @@ def sandwich_step_loss(model: ElasticResNet, archs: tuple[Arch, ...], x: torch.T
 
 def train_schedule(model: ElasticResNet, schedule: Schedule, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
                    generator: torch.Generator, distill: bool,
-                   scale: Callable[[Arch], float] = lambda a: 1.0) -> tuple[float, int]:
+                   scale: Callable[[SubnetSpec], float] = lambda s: 1.0) -> tuple[float, int]:
     """``cfg.local_epochs`` epochs on (x, y), batch b training ``schedule[b]`` by :func:`sandwich_step_loss`.
 
     Returns (mean over samples of the summed per-batch loss, samples processed). Batch order comes

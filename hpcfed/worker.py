@@ -1,12 +1,13 @@
-"""The client host: trains a worker's clients and fills the fused buffer.
+"""The client host: runs a plan's tasks for the clients it hosts and fills the fused buffer.
 
-A host keeps one supernet buffer and the received global weights, and takes each client's
-samples from the data set when it trains it (generated ones are made right here); it never keeps
-a model per client, so its memory is O(supernet + data), not O(clients). For every client (or
-group of clients sharing a subnet, trained at once by hpcfed.batched) it resets the model to the
-global weights, runs the strategy's local training rule with each client's own random stream, and
-adds ``w * theta`` over the client's mask into the fixed-point sums (hpcfed.aggregate). Ranks >= 1
-run :func:`serve`; with one process the server calls :meth:`ClientHost.train` directly.
+A host keeps one supernet buffer and, per model, the weights as received; it takes each client's
+samples from the data set when it needs them (generated ones are made right here) and never keeps
+a model per client, so its memory is O(models x supernet + data), not O(clients). A train task (or
+a group of them sharing a subnet, trained at once by hpcfed.batched) starts from its model's
+weights, runs the strategy's local rule with the client's own random stream and the plan's
+schedule, and adds ``w * theta`` over its footprint into the fixed-point sums (hpcfed.aggregate).
+An evaluate task scores its model's subnet on the client's validation split. Ranks >= 1 run
+:func:`serve`; in one process hpcfed.backend calls :meth:`ClientHost.run` directly.
 """
 from __future__ import annotations
 
@@ -14,97 +15,116 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from hpcfed import faults
 from hpcfed.aggregate import FIXED_LIMIT, add_term, to_fixed
 from hpcfed.comm import TAG_WEIGHTS, Comm
 from hpcfed.data import FederatedData
-from hpcfed.plan import ClientTask, RoundPlan, fused_size, split_fused
+from hpcfed.outcome import COLUMN, METRICS, FusedLayout
+from hpcfed.plan import TRAIN, RoundPlan, Task, needed_slices
 from hpcfed.seeding import torch_generator
 from hpcfed.strategies import Strategy
 from hpcfed.supernet import ElasticResNet
 
 
 class ClientHost:
-    """Trains clients on one device and accumulates their updates."""
+    """Runs tasks on one device and accumulates their updates and metrics."""
 
     def __init__(self, model: ElasticResNet, strategy: Strategy, data: FederatedData, device: torch.device):
         self.model, self.strategy, self.device = model.to(device), strategy, device
         self.job, self.data = strategy.job, data
-        self.base = torch.zeros(model.num_params)           # the global weights as received (CPU)
+        self.bases: dict[int, torch.Tensor] = {}   # model -> its weights as received (CPU, P)
 
-    def train(self, round_index: int, tasks: tuple[ClientTask, ...], slots: int, rank: int = 0,
-              ranks: int = 1) -> np.ndarray:
-        """Train ``tasks`` from ``self.base``; return the fused int64 buffer (hpcfed.plan.fused_size)
-        with this ``rank``'s training seconds in its place of the last block.
-
-        Tasks of one group (same subnet, see hpcfed.plan.assign_groups) train together as one
-        batched computation; the others one at a time.
-        """
+    def run(self, round_index: int, tasks: tuple[Task, ...], layout: FusedLayout, rank: int = 0) -> np.ndarray:
+        """Run ``tasks`` from ``self.bases``; return the fused int64 buffer (hpcfed.outcome) with this
+        ``rank``'s seconds in its place of the last block."""
         started = time.perf_counter()
-        p = self.model.num_params
-        fused = torch.zeros(fused_size(p, slots, ranks), dtype=torch.int64)
-        groups: dict[int, list[ClientTask]] = {}
+        fused = torch.zeros(layout.size, dtype=torch.int64)
+        groups: dict[int, list[Task]] = {}
         for task in tasks:
             groups.setdefault(task.group, []).append(task)
         for members in groups.values():
-            for task in members:
-                faults.before_training(self.job.faults, round_index, task.client)
-            with torch.no_grad():
-                self.model.flat.copy_(self.base)
-            xs, ys = zip(*(self.data.client_data(t.client) for t in members))
-            generators = [torch_generator(self.job.seed, "train", round_index, t.client) for t in members]
-            if len(members) > 1:
-                ends = np.cumsum([0] + [len(y) for y in ys])
-                rows = [torch.arange(a, b, device=self.device) for a, b in zip(ends, ends[1:])]
-                results = self.strategy.train_clients(self.model, members[0].spec, torch.cat(xs).to(self.device),
-                                                      torch.cat(ys).to(self.device), rows, generators)
+            if members[0].kind == TRAIN:
+                self._train(round_index, members, layout, fused)
             else:
-                task = members[0]
-                schedule = self.strategy.local_schedule(round_index, task.client, task.spec, len(ys[0]))
-                loss, seen = self.strategy.train_client(self.model, task.spec, xs[0].to(self.device),
-                                                        ys[0].to(self.device), generators[0], schedule)
-                results = [(self.model.flat.detach()[self._device_index(members[0].spec)], loss, seen)]
-            for task, (theta, loss, seen) in zip(members, results):
-                self._record(fused, slots, round_index, task, theta.cpu(), loss, seen)
-        split_fused(fused, p, slots)[2][rank] = to_fixed(torch.tensor(time.perf_counter() - started))
+                self._evaluate(members[0], layout, fused)
+        layout.rank_seconds(fused)[rank] = to_fixed(torch.tensor(time.perf_counter() - started))
         return fused.numpy()
 
-    def _device_index(self, spec) -> torch.Tensor | slice:
-        index = self._index(spec)
+    def _load(self, model: int) -> None:
+        with torch.no_grad():
+            self.model.flat.copy_(self.bases[model])
+
+    def _train(self, round_index: int, members: list[Task], layout: FusedLayout, fused: torch.Tensor) -> None:
+        for task in members:
+            faults.before_training(self.job.faults, round_index, task.client)
+        self._load(members[0].model)
+        xs, ys = zip(*(self.data.client_data(t.client) for t in members))
+        generators = [torch_generator(self.job.seed, "train", round_index, t.client) for t in members]
+        if len(members) > 1:
+            ends = np.cumsum([0] + [len(y) for y in ys])
+            rows = [torch.arange(a, b, device=self.device) for a, b in zip(ends, ends[1:])]
+            results = self.strategy.train_clients(self.model, members[0].spec, torch.cat(xs).to(self.device),
+                                                  torch.cat(ys).to(self.device), rows, generators)
+        else:
+            task = members[0]
+            loss, seen = self.strategy.train_client(self.model, task.spec, xs[0].to(self.device),
+                                                    ys[0].to(self.device), generators[0], task.schedule)
+            results = [(self.model.flat.detach()[self._device_index(task.footprint)], loss, seen)]
+        for task, (theta, loss, seen) in zip(members, results):
+            self._record(fused, layout, round_index, task, theta.cpu(), loss, seen)
+
+    @torch.no_grad()
+    def _evaluate(self, task: Task, layout: FusedLayout, fused: torch.Tensor) -> None:
+        """Score the task's model and subnet on its client's validation split (loss, correct, total)."""
+        self._load(task.model)
+        x, y = self.data.client_validation(task.client)
+        loss, correct, batch = 0.0, 0, self.job.eval.batch_size
+        for start in range(0, len(y), batch):
+            xb, yb = x[start:start + batch].to(self.device), y[start:start + batch].to(self.device)
+            logits = self.model(xb, task.spec)
+            loss += float(F.cross_entropy(logits, yb, reduction="sum"))
+            correct += int((logits.argmax(dim=1) == yb).sum())
+        row = torch.zeros(len(METRICS), dtype=torch.float64)
+        row[COLUMN["loss_sum"]], row[COLUMN["correct"]], row[COLUMN["total"]] = loss, correct, len(y)
+        layout.metrics(fused)[task.slot] = to_fixed(row)
+
+    def _device_index(self, footprint) -> torch.Tensor | slice:
+        index = self._index(footprint)
         return index if isinstance(index, slice) else index.to(self.device)
 
-    def _index(self, spec) -> torch.Tensor | slice:
-        """The spec's flat positions; ``slice(None)`` when it covers everything (flat indices ascend)."""
-        index = self.model.flat_index(spec)
+    def _index(self, footprint) -> torch.Tensor | slice:
+        """The footprint's flat positions; ``slice(None)`` when it covers everything (they ascend)."""
+        index = self.model.union_index(footprint)
         return slice(None) if len(index) == self.model.num_params else index
 
-    def _record(self, fused: torch.Tensor, slots: int, round_index: int, task: ClientTask, theta: torch.Tensor,
+    def _record(self, fused: torch.Tensor, layout: FusedLayout, round_index: int, task: Task, theta: torch.Tensor,
                 loss: float, seen: int) -> None:
-        """Check one client's update and add it to the fused buffer (rejected updates only count)."""
-        p = self.model.num_params
-        acc_sum, metrics, _ = split_fused(fused, p, slots)
-        index = self._index(task.spec)
-        start = self.base[index]
+        """Check one client's update and add it to its model's sums (rejected updates only count)."""
+        index = self._index(task.footprint)
+        start = self.bases[task.model][index]
         theta = faults.corrupt_update(self.job.faults, round_index, task.client, theta, start)
         ok = seen == 0 or _is_sane(loss, theta, start, self.job.train.max_update_ratio)
         if ok and seen:     # a client with too few samples for one batch contributes nothing
-            add_term(acc_sum, index, theta, task.weight)
-        row = [loss * seen if ok and seen else 0.0, seen, 0.0 if ok else 1.0]
-        metrics[task.slot] = to_fixed(torch.tensor(row, dtype=torch.float64))
+            add_term(layout.sums(fused)[task.model], index, theta, task.weight)
+        row = torch.zeros(len(METRICS), dtype=torch.float64)
+        row[COLUMN["loss_sum"]] = loss * seen if ok and seen else 0.0
+        row[COLUMN["samples"]], row[COLUMN["rejected"]] = seen, 0.0 if ok else 1.0
+        layout.metrics(fused)[task.slot] = to_fixed(row)
 
-    def receive(self, comm: Comm, tasks: tuple[ClientTask, ...], shipped: int) -> None:
-        """Worker: take this round's weights on the union of its clients' slices from rank 0 (both
-        sides compute the union from the plan, so only the values travel)."""
-        index = self.model.union_index([t.spec for t in tasks])
-        if len(index) != shipped:
-            raise RuntimeError(f"round plan ships {shipped} values, but this worker's slices cover {len(index)}")
-        if shipped == self.model.num_params:
-            comm.recv_from_server([(self.base.numpy(), TAG_WEIGHTS)])
-            return
-        values = np.empty(shipped, dtype=np.float32)
-        comm.recv_from_server([(values, TAG_WEIGHTS)])
-        self.base[index] = torch.from_numpy(values)
+    def receive(self, comm: Comm, tasks: tuple[Task, ...]) -> None:
+        """Worker: take this round's weights on the union of its tasks' slices, per model, from rank 0
+        (both sides compute the unions from the plan, so only the values travel)."""
+        for model, specs in needed_slices(tasks).items():
+            base = self.bases.setdefault(model, torch.zeros(self.model.num_params))
+            index = self.model.union_index(specs)
+            if len(index) == self.model.num_params:
+                comm.recv_from_server([(base.numpy(), TAG_WEIGHTS)])
+                continue
+            values = np.empty(len(index), dtype=np.float32)
+            comm.recv_from_server([(values, TAG_WEIGHTS)])
+            base[index] = torch.from_numpy(values)
 
 
 def _is_sane(loss: float, theta: torch.Tensor, start: torch.Tensor, max_ratio: float) -> bool:
@@ -116,13 +136,15 @@ def _is_sane(loss: float, theta: torch.Tensor, start: torch.Tensor, max_ratio: f
 
 
 def serve(comm: Comm, host: ClientHost) -> None:
-    """The loop of ranks >= 1: plan in, weights in, train, one fused reduction out, until stop."""
+    """The loop of ranks >= 1: plan in, weights in, run the tasks, one fused reduction out, until stop."""
     while True:
-        plan: RoundPlan = comm.bcast(None)
-        if plan.stop:
+        message = comm.bcast(None)
+        if message is None:
             return
-        tasks = plan.tasks.get(comm.rank, ())
+        plan, mapping = message
+        tasks = mapping.get(comm.rank, ())
         if tasks:
-            host.receive(comm, tasks, plan.shipped[comm.rank])
+            host.receive(comm, tasks)
         faults.mid_round(host.job.faults, plan.round, comm.rank)
-        comm.reduce_sum(host.train(plan.round, tasks, plan.slots, comm.rank, comm.size))
+        layout = FusedLayout.of(plan, host.model.num_params, comm.size)
+        comm.reduce_sum(host.run(plan.round, tasks, layout, comm.rank))

@@ -37,3 +37,18 @@ def tiny_mobilenet(norm: str = "bn", width_choices=(1.0,)) -> MobileNetSpace:
     return MobileNetSpace((1, 8, 8), 10, stem=8, widths=(8, 16), depths=(2, 2), strides=(1, 2),
                           expand_choices=(0.5, 1.0), kernel_choices=(3, 5, 7), width_choices=width_choices,
                           divisor=4, norm=norm)
+
+
+def train_task(slot: int, client: int, spec, weight: float, model: int = 0, group: int | None = None,
+               schedule=None, footprint=None):
+    """A train task as the planner makes it (footprint: the spec's slice unless given)."""
+    from hpcfed.plan import TRAIN, Task
+    return Task(slot, TRAIN, client, model, spec, schedule, footprint or (spec,), weight, 1.0,
+                slot if group is None else group)
+
+
+def run_plan(host, round_index: int, tasks, models: dict):
+    """Run ``tasks`` as one round's plan through the serial backend: (sums per model, outcome)."""
+    from hpcfed.backend import SerialBackend
+    from hpcfed.plan import RoundPlan
+    return SerialBackend(host).run(RoundPlan(round_index, tuple(tasks)), models, lambda: None)

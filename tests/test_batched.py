@@ -9,11 +9,10 @@ from hpcfed.aggregate import SCALE
 from hpcfed.batched import train_group
 from hpcfed.config import TrainConfig
 from hpcfed.data import load_federated_data
-from hpcfed.plan import ClientTask
 from hpcfed.seeding import torch_generator
 from hpcfed.supernet import Arch, ElasticResNet, SubnetSpec
 from hpcfed.training import train_subnet
-from tests.fakes import tiny_mobilenet, tiny_space
+from tests.fakes import run_plan, tiny_mobilenet, tiny_space, train_task
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TOLERANCE = 1e-5
@@ -97,10 +96,7 @@ def test_the_client_host_batches_a_group_and_gets_the_same_fused_sums(digits):
         job = make_job(total=40, train=TrainConfig(local_epochs=1, batch_size=8, lr=0.05), name="fedavg")
         model = ElasticResNet(space, torch.Generator().manual_seed(0))
         host = ClientHost(model, FedAvg(job, space), digits, device=torch.device("cpu"))
-        host.base.copy_(model.flat)
-        tasks = tuple(ClientTask(slot=i, client=c, spec=spec, weight=0.25, cost=1.0, group=i // group_of)
-                      for i, c in enumerate([0, 5, 9, 12]))
-        fused = host.train(2, tasks, slots=4)
-        p = model.num_params
-        sums.append(fused[:p].astype(np.float64) / SCALE)     # weights sum to 1
+        tasks = [train_task(i, c, spec, 0.25, group=i // group_of) for i, c in enumerate([0, 5, 9, 12])]
+        fused, _ = run_plan(host, 2, tasks, {0: model.flat.detach().clone()})
+        sums.append(fused[0].numpy().astype(np.float64) / SCALE)     # weights sum to 1
     assert np.abs(sums[0] - sums[1]).max() <= TOLERANCE

@@ -3,7 +3,6 @@ FedSup, E-FedSup (hpcfed.strategies.fedsup) and FjORD (hpcfed.strategies.fjord).
 from __future__ import annotations
 
 import dataclasses
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,19 +12,20 @@ from hpcfed.aggregate import fixed_weight
 from hpcfed.config import ClientsConfig, JobConfig, StrategyConfig, TrainConfig, load_job
 from hpcfed.data import load_federated_data
 from hpcfed.devices import Device
-from hpcfed.plan import ClientTask
+from hpcfed.merge import merge
+from hpcfed.outcome import Outcome
+from hpcfed.plan import RoundPlan, needed_slices
 from hpcfed.results import read_results
 from hpcfed.run import build_space, load_data
 from hpcfed.sandwich import sandwich_step_loss, train_schedule
 from hpcfed.seeding import rng as seeded_rng
-from hpcfed.server import Server
 from hpcfed.strategies import ClientSlot, make_strategy
 from hpcfed.strategies.fedsup import EFedSup, FedSup
 from hpcfed.strategies.fjord import FjORD
 from hpcfed.supernet import Arch, ElasticResNet, SubnetSpec, cost
 from hpcfed.training import batch_lengths, batch_schedule, min_batch
 from hpcfed.worker import ClientHost
-from tests.fakes import tiny_mobilenet, tiny_space
+from tests.fakes import run_plan, tiny_mobilenet, tiny_space, train_task
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TRAIN = TrainConfig(local_epochs=2, batch_size=8, lr=0.05, clip_norm=0.0)
@@ -51,7 +51,7 @@ def test_sandwich_step_loss_is_the_sum_of_the_terms_by_hand(distill):
     middle = space.sample_within(largest, np.random.default_rng(4))
     archs = (largest, middle, smallest)
 
-    total = sandwich_step_loss(model, archs, x, y, distill)
+    total = sandwich_step_loss(model, tuple(SubnetSpec(a) for a in archs), x, y, distill)
     got_grad = torch.cat([w.grad.reshape(-1) for w in model.weights])
 
     # by hand, on standalone extracted subnets: -log p[y] for the teacher, then
@@ -90,7 +90,7 @@ def test_train_schedule_rejects_a_schedule_of_the_wrong_length():
     model = ElasticResNet(space)
     x, y = torch.randn(20, *space.input_shape), torch.randint(0, 10, (20,))
     with pytest.raises(ValueError, match="3 entries for 6 batches"):
-        train_schedule(model, [(space.largest(),)] * 3, x, y, TRAIN, torch.Generator(), distill=True)
+        train_schedule(model, [(SubnetSpec(space.largest()),)] * 3, x, y, TRAIN, torch.Generator(), distill=True)
 
 
 def test_batch_lengths_are_the_sizes_of_the_batch_schedule():
@@ -109,8 +109,10 @@ def test_fedsup_ships_the_whole_supernet_and_its_schedule_is_the_sandwich():
     schedule = strategy.local_schedule(2, 5, specs[1], samples=30)
     assert len(schedule) == len(batch_lengths(30, TRAIN, 2)) == 8
     randoms = set()
-    for archs in schedule:
+    for batch in schedule:
+        archs = [s.arch for s in batch]
         assert len(archs) == 5 and archs[0] == space.largest() and archs[-1] == space.smallest()
+        assert all(s.is_prefix for s in batch)
         randoms.update(archs[1:-1])
     assert len(randoms) > 3 and all(space.validate(a) for a in randoms)
     assert schedule == strategy.local_schedule(2, 5, specs[1], samples=30)       # seeded per round and client
@@ -176,31 +178,35 @@ def test_efedsup_trains_and_ships_nothing_outside_the_clients_slice():
         outside = torch.ones(model.num_params, dtype=torch.bool)
         outside[index] = False
         schedule = strategy.local_schedule(0, client, spec, int(data.samples_per_client()[client]))
-        for archs in schedule:
-            for a in archs:
-                assert not outside[model.flat_index(SubnetSpec(a))].any()
-        host.base.copy_(base)
-        host.train(0, (ClientTask(0, client, spec, 1.0, 1.0),), slots=1)
+        for specs in schedule:
+            for s in specs:
+                assert not outside[model.flat_index(s)].any()
+        task = train_task(0, client, spec, 1.0, schedule=tuple(schedule))
+        run_plan(host, 0, [task], {0: base})
         changed = model.flat.detach() != base
         assert changed[index].any() and not changed[outside].any()
-        # what a worker receives for it: exactly the slice's values (hpcfed.server.Server.dispatch)
-        assert torch.equal(model.union_index([spec]), index)
+        # what a worker receives for it: exactly the slice's values (hpcfed.plan.needed_slices)
+        assert torch.equal(model.union_index(needed_slices([task])[0]), index)
 
 
 def test_efedsup_selected_merge_divides_covered_elements_by_all_contributing_clients():
     space = tiny_space("bn", width_choices=(0.5, 1.0))
     model = ElasticResNet(space)
     small, large = SubnetSpec(space.references(5)[1]), SubnetSpec(space.largest())
-    tasks = [ClientTask(0, 0, small, 0.25, 1.0), ClientTask(1, 1, large, 0.5, 1.0), ClientTask(2, 2, small, 0.25, 1.0)]
-    made = np.array([True, True, False])
-    for merge, in_small, only_large in (("covered", 0.75, 0.5), ("selected", 0.75, 0.75)):
-        strategy = EFedSup(make_job(name="efedsup", merge=merge), space)
-        den = Server.denominators(SimpleNamespace(model=model, strategy=strategy), tasks, made)
-        inside = torch.zeros(model.num_params, dtype=torch.bool)
-        inside[model.flat_index(small)] = True
-        assert (den[inside] == fixed_weight(0.25) + fixed_weight(0.5)).all()
-        assert (den[~inside] == fixed_weight(only_large) if merge == "covered" else
-                den[~inside] == fixed_weight(0.25) + fixed_weight(0.5)).all()
+    plan = RoundPlan(0, (train_task(0, 0, small, 0.25), train_task(1, 1, large, 0.5), train_task(2, 2, small, 0.25)))
+    made = {"samples": np.array([10.0, 10.0, 10.0]), "rejected": np.array([0.0, 0.0, 1.0])}   # task 2 rejected
+    outcome = Outcome(plan.tasks, {**made, "loss_sum": np.zeros(3)}, np.zeros(3, dtype=np.int64), np.zeros(1))
+    sums = {0: torch.full((model.num_params,), fixed_weight(0.25) + fixed_weight(0.5), dtype=torch.int64)}
+    old = {0: torch.full((model.num_params,), -1.0)}
+    inside = torch.zeros(model.num_params, dtype=torch.bool)
+    inside[model.flat_index(small)] = True
+    for rule, outside_value in (("covered", 0.75 / 0.5), ("selected", 1.0)):
+        strategy = EFedSup(make_job(name="efedsup", merge=rule), space)
+        new = merge(sums, plan, outcome, old, model.union_index, strategy.merge_denominator)[0]
+        # inside the small slice both contributing clients cover: (0.25 + 0.5) / (0.25 + 0.5)
+        assert (new[inside] == 1.0).all()
+        # outside it only the large one covers: divided by its 0.5 (covered) or by 0.75 (selected)
+        assert torch.allclose(new[~inside], torch.tensor(outside_value))
 
 
 # --- FjORD ----------------------------------------------------------------------------------------
@@ -213,7 +219,8 @@ def test_fjord_levels_stay_within_each_clients_p_max(distill):
         top = Arch(full.depths, full.expands, full.kernels, p_max)
         levels = []
         for client in range(6):
-            for archs in strategy.local_schedule(1, client, SubnetSpec(top), samples=40):
+            for specs in strategy.local_schedule(1, client, SubnetSpec(top), samples=40):
+                archs = tuple(s.arch for s in specs)
                 level = archs[-1]
                 assert level.width <= p_max and level.depths == full.depths and level.expands == full.expands
                 if distill and level != top:
@@ -262,7 +269,7 @@ def test_a_run_logs_the_schedules_macs_and_the_slices_bytes(tmp_path, strategy):
         schedule = strat.local_schedule(int(c["round"][i]), int(c["client"][i]), SubnetSpec(arch), n)
         lengths = batch_lengths(n, job.train, min_batch(space.norm))
         assert c["samples"][i] == sum(lengths)
-        want = sum(n * sum(cost(space, a).train_macs(1) for a in step) for n, step in zip(lengths, schedule))
+        want = sum(n * sum(cost(space, s.arch).train_macs(1) for s in step) for n, step in zip(lengths, schedule))
         assert c["macs"][i] == pytest.approx(want, rel=1e-12)
         assert c["macs"][i] > cost(space, arch).train_macs(int(c["samples"][i])) or strategy == "fjord"
     if strategy == "fedsup":

@@ -1,8 +1,11 @@
-"""The cost-aware mapping of clients to worker ranks (longest processing time first)."""
+"""The round plan's grouping and cost-aware mapping of tasks to worker ranks (longest processing time first)."""
 from __future__ import annotations
 
-from hpcfed.plan import ClientTask, assign_groups, map_to_workers
+import dataclasses
+
+from hpcfed.plan import EVALUATE, Task, assign_groups, map_to_workers, needed_slices
 from hpcfed.supernet import Arch, SubnetSpec
+from tests.fakes import train_task
 
 SPEC = SubnetSpec(Arch((1,), ((1.0,),), ((3,),)))
 OTHER = SubnetSpec(Arch((1,), ((0.5,),), ((3,),)))
@@ -11,7 +14,7 @@ OTHER = SubnetSpec(Arch((1,), ((0.5,),), ((3,),)))
 def tasks(costs, specs=None):
     """One task per cost, each in a group of its own (as assign_groups with batch_clients = 1 makes)."""
     specs = specs or [SPEC] * len(costs)
-    return assign_groups([ClientTask(slot=i, client=100 + i, spec=s, weight=1.0, cost=c)
+    return assign_groups([dataclasses.replace(train_task(i, 100 + i, s, 1.0), cost=c)
                           for i, (c, s) in enumerate(zip(costs, specs))], batch_clients=1)
 
 
@@ -48,3 +51,18 @@ def test_a_group_stays_on_one_worker():
     placed = {t.slot: w for w, ts in mapping.items() for t in ts}
     assert placed[0] == placed[1] == placed[2] and placed[3] == placed[4] == placed[5]
     assert placed[0] != placed[3]
+
+
+def test_groups_never_mix_models_schedules_or_evaluate_tasks():
+    base = tasks([1] * 4)
+    other_model = dataclasses.replace(base[1], model=1)
+    scheduled = dataclasses.replace(base[2], schedule=((SPEC,),))
+    evaluate = Task(3, EVALUATE, 7, 0, SPEC)
+    grouped = assign_groups([base[0], other_model, scheduled, evaluate], batch_clients=4)
+    assert len({t.group for t in grouped}) == 4
+
+
+def test_needed_slices_are_per_model_unions_of_footprints_and_scored_specs():
+    two = dataclasses.replace(train_task(0, 1, SPEC, 0.5), footprint=(SPEC, OTHER))
+    needed = needed_slices([two, Task(1, EVALUATE, 2, 1, OTHER), train_task(2, 3, OTHER, 0.5)])
+    assert needed == {0: (SPEC, OTHER), 1: (OTHER,)}

@@ -11,7 +11,6 @@ from hpcfed.aggregate import SCALE, maxnet_beta
 from hpcfed.config import CHOICES, ClientsConfig, JobConfig, StrategyConfig, TrainConfig
 from hpcfed.data import load_federated_data
 from hpcfed.devices import Device
-from hpcfed.plan import METRICS_PER_CLIENT, ClientTask, split_fused
 from hpcfed.seeding import rng as seeded_rng
 from hpcfed.seeding import torch_generator
 from hpcfed.strategies import STRATEGIES, ClientSlot, make_strategy
@@ -25,7 +24,7 @@ from hpcfed.strategies.superfed import SuperFed
 from hpcfed.supernet import Arch, ElasticResNet, SubnetSpec, cost
 from hpcfed.training import train_subnet
 from hpcfed.worker import ClientHost
-from tests.fakes import tiny_space
+from tests.fakes import run_plan, tiny_space, train_task
 
 DEVICE = Device(speed_macs_per_s=1e9, memory_bytes=1e8, down_bytes_per_s=1e6, up_bytes_per_s=1e6)
 
@@ -316,15 +315,11 @@ def test_client_host_fedavg_fuses_the_weighted_average_of_separately_trained_cli
     model = ElasticResNet(space, torch.Generator().manual_seed(0))
     base = model.flat.detach().clone()
     host = ClientHost(model, strategy, digits, device=torch.device("cpu"))
-    host.base.copy_(base)
     spec = strategy.assign(3, make_slots([2, 0]), fits_all, seeded_rng(0, "assign", 3))[0]
     assert spec == SubnetSpec(space.largest())
-    tasks = (ClientTask(slot=0, client=2, spec=spec, weight=0.25, cost=1.0),
-             ClientTask(slot=1, client=0, spec=spec, weight=0.75, cost=1.0))
-    fused = host.train(3, tasks, slots=2)
-    p = model.num_params
-    assert fused.dtype == np.int64 and fused.shape == (p + 2 * METRICS_PER_CLIENT + 1,)
-    fedavg = fused[:p].astype(np.float64) / SCALE      # full masks, weights 0.25 + 0.75 = 1
+    sums, outcome = run_plan(host, 3, [train_task(0, 2, spec, 0.25), train_task(1, 0, spec, 0.75)], {0: base})
+    assert list(sums) == [0] and sums[0].dtype == torch.int64 and sums[0].shape == (model.num_params,)
+    fedavg = sums[0].numpy().astype(np.float64) / SCALE      # full masks, weights 0.25 + 0.75 = 1
 
     theta2, loss2, seen2 = train_by_hand(space, base, spec, digits, 2, 5, 3)
     theta0, loss0, seen0 = train_by_hand(space, base, spec, digits, 0, 5, 3)
@@ -333,11 +328,11 @@ def test_client_host_fedavg_fuses_the_weighted_average_of_separately_trained_cli
     assert np.abs(fedavg - expected).max() <= 1e-6
     np.testing.assert_allclose(np.average(np.stack([theta2.numpy(), theta0.numpy()]), axis=0, weights=[1, 3]),
                                fedavg, rtol=0, atol=1e-6)
-    metrics = split_fused(fused, p, 2)[1] / SCALE
-    assert metrics[0, 1] == seen2 == len(digits.client_samples(2))
-    assert metrics[1, 1] == seen0 == len(digits.client_samples(0))
-    np.testing.assert_allclose(metrics[:, 0], [loss2 * seen2, loss0 * seen0], rtol=1e-6)
-    assert metrics[:, 2].tolist() == [0.0, 0.0]
+    metrics = outcome.metrics
+    assert metrics["samples"][0] == seen2 == len(digits.client_samples(2))
+    assert metrics["samples"][1] == seen0 == len(digits.client_samples(0))
+    np.testing.assert_allclose(metrics["loss_sum"], [loss2 * seen2, loss0 * seen0], rtol=1e-6)
+    assert metrics["rejected"].tolist() == [0.0, 0.0] and outcome.contributed().tolist() == [True, True]
 
 
 def test_client_host_metrics_keep_the_loss_sum_to_fixed_point_precision(digits):
@@ -346,11 +341,10 @@ def test_client_host_metrics_keep_the_loss_sum_to_fixed_point_precision(digits):
     model = ElasticResNet(space, torch.Generator().manual_seed(2))
     base = model.flat.detach().clone()
     host = ClientHost(model, strategy, digits, device=torch.device("cpu"))
-    host.base.copy_(base)
     spec = SubnetSpec(space.largest())
-    fused = host.train(0, (ClientTask(slot=0, client=3, spec=spec, weight=1.0, cost=1.0),), slots=1)
+    _, outcome = run_plan(host, 0, [train_task(0, 3, spec, 1.0)], {0: base})
     _, loss, seen = train_by_hand(space, base, spec, digits, 3, 1, 0)
-    loss_sum = fused[model.num_params] / SCALE
+    loss_sum = outcome.metrics["loss_sum"][0]
     assert abs(loss_sum - loss * seen) <= 1e-9 * loss * seen     # 2**-40 resolution; float32 gives ~1e-7
 
 
@@ -361,12 +355,10 @@ def test_client_host_masks_partial_subnets_to_their_flat_index(digits):
     model = ElasticResNet(space, torch.Generator().manual_seed(1))
     base = model.flat.detach().clone()
     host = ClientHost(model, strategy, digits, device=torch.device("cpu"))
-    host.base.copy_(base)
     full = space.largest()
     half = SubnetSpec(Arch(full.depths, full.expands, full.kernels, 0.5))
-    tasks = (ClientTask(slot=0, client=1, spec=half, weight=1.0, cost=1.0),)
-    fused = host.train(0, tasks, slots=1)
-    p = model.num_params
+    sums, _ = run_plan(host, 0, [train_task(0, 1, half, 1.0)], {0: base})
+    fused, p = sums[0].numpy(), model.num_params
     index = model.flat_index(half).numpy()
     covered = np.zeros(p, dtype=bool)
     covered[index] = True

@@ -75,6 +75,10 @@ class FederatedData:
         counts = np.diff(self.client_offsets)
         return counts - self.client_split.sizes(counts)
 
+    def validation_per_client(self) -> np.ndarray:
+        """The number of validation samples of every client (without generating any)."""
+        return self.client_split.sizes(np.diff(self.client_offsets))
+
     def client_data(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Client ``k``'s training samples ``(x, y)`` on the CPU."""
         return self._client_part(k, validation=False)

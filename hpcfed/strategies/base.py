@@ -1,9 +1,10 @@
 """The strategy interface: a strategy decides, the round loop does (Flower's Strategy shape).
 
-Every method is a combination of a slicing rule (which subnet spec each client receives), a local
-training rule (what a client does with it) and weights for the one aggregation rule. A strategy
-holds its own state (e.g. SuperFed's tracking counters) as plain arrays that checkpoint with the
-server; it never sends anything.
+Every method is a combination of a slicing rule (which model and subnet spec each client
+receives), a local training rule (what a client does with it, batch by batch) and weights for the
+one aggregation rule (hpcfed.merge). After each round it observes what happened (hpcfed.outcome)
+and may end the run. A strategy holds its own state (e.g. SuperFed's tracking counters) as plain
+arrays that checkpoint with the server; it never sends anything.
 """
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ from hpcfed.config import JobConfig
 from hpcfed.devices import Device
 from hpcfed.supernet import Arch, ElasticResNet, ResNetSpace, SubnetSpec
 from hpcfed.batched import train_group
-from hpcfed.sandwich import Schedule, train_schedule
+from hpcfed.merge import covering
+from hpcfed.outcome import Outcome
+from hpcfed.plan import Schedule
+from hpcfed.sandwich import train_schedule
 from hpcfed.seeding import rng
 from hpcfed.training import batch_lengths, min_batch, train_subnet
 
@@ -39,16 +43,30 @@ class Strategy:
 
     name = "base"
     batchable = True   # the local rule is plain SGD on one subnet, which hpcfed.batched can run for groups
-    divide_by_selected = False   # merge: an element's sum over all contributing clients' weight, not the covering ones'
 
     def __init__(self, job: JobConfig, space: ResNetSpace):
         self.job, self.space = job, space
         self.distill = job.strategy.distill   # multi-subnet rules: later subnets of a batch learn the first's soft outputs
+        self.best_validation, self.validations_since_best, self.stopped = -1.0, 0, ""   # early stopping
 
     def assign(self, round_index: int, slots: Sequence[ClientSlot], fits: Fits,
                rng: np.random.Generator) -> list[SubnetSpec | None]:
         """The spec each sampled client receives, or None when it can take none."""
         raise NotImplementedError
+
+    def assign_models(self, round_index: int, slots: Sequence[ClientSlot], fits: Fits,
+                      rng: np.random.Generator) -> list[tuple[int, SubnetSpec] | None]:
+        """(model, spec) each sampled client receives, or None; one-model strategies give model 0
+        to :meth:`assign`'s specs, strategies with several models override this."""
+        return [None if spec is None else (0, spec) for spec in self.assign(round_index, slots, fits, rng)]
+
+    def live_models(self) -> tuple[int, ...]:
+        """The models the run holds now (hpcfed.server creates a new one from :meth:`spawned_from`)."""
+        return (0,)
+
+    def spawned_from(self, model: int) -> int:
+        """The model whose current weights a new ``model`` starts from."""
+        return 0
 
     def weights(self, round_index: int, slots: Sequence[ClientSlot], specs: Sequence[SubnetSpec]) -> np.ndarray:
         """Aggregation weights of the clients that made the round (normalised by the caller)."""
@@ -59,10 +77,20 @@ class Strategy:
         return 1.0
 
     def local_schedule(self, round_index: int, client: int, spec: SubnetSpec, samples: int) -> Schedule | None:
-        """The subnets each local batch trains, teacher first, for rules that train several per batch
-        (hpcfed.sandwich); None = ``spec``'s subnet alone. Drawn from the client's own seeded stream
-        (:meth:`schedule_stream`), so the server computes the same schedule to count MACs."""
+        """The subnets (any channel sets) each local batch trains, teacher first, for rules that
+        train several per batch or change subnets between batches (hpcfed.sandwich); None = ``spec``'s
+        subnet alone. Drawn from the client's own seeded stream (:meth:`schedule_stream`) on rank 0
+        and shipped in the plan."""
         return None
+
+    def footprint(self, spec: SubnetSpec, schedule: Schedule | None) -> tuple[SubnetSpec, ...]:
+        """The specs whose union the client updates and returns: by default the whole slice it received."""
+        return (spec,)
+
+    def merge_denominator(self, covering_weights: torch.Tensor, contributing_total: int) -> torch.Tensor:
+        """The merge's per-element divisor (fixed point) from the weights of the tasks covering each
+        element and the total weight of all contributing tasks (hpcfed.merge); default: the covering."""
+        return covering(covering_weights, contributing_total)
 
     def schedule_stream(self, round_index: int, client: int) -> np.random.Generator:
         return rng(self.job.seed, "subnets", round_index, client)
@@ -75,8 +103,7 @@ class Strategy:
         """Local training rule (with its :meth:`local_schedule`, if any); returns (mean loss, samples processed)."""
         if schedule is None:
             return train_subnet(model, spec, x, y, self.job.train, generator, self.train_scale(spec))
-        return train_schedule(model, schedule, x, y, self.job.train, generator, self.distill,
-                              lambda arch: self.train_scale(SubnetSpec(arch)))
+        return train_schedule(model, schedule, x, y, self.job.train, generator, self.distill, self.train_scale)
 
     def train_clients(self, model: ElasticResNet, spec: SubnetSpec, x: torch.Tensor, y: torch.Tensor,
                       rows: list[torch.Tensor], generators: list[torch.Generator]) -> list[tuple[torch.Tensor, float, int]]:
@@ -84,14 +111,51 @@ class Strategy:
         return train_group(model, spec, x, y, rows, generators, self.job.train, self.train_scale(spec))
 
     def reference_subnets(self) -> list[SubnetSpec]:
-        """The subnets the server evaluates, smallest to largest."""
+        """The subnets of model 0 the server evaluates on the test set, smallest to largest."""
         return [SubnetSpec(a) for a in self.space.references(self.job.eval.subnets)]
 
+    def references(self) -> list[tuple[int, SubnetSpec]]:
+        """(model, spec) of every reference evaluation (the columns of the results' eval/accuracy)."""
+        return [(0, spec) for spec in self.reference_subnets()]
+
+    def validation_specs(self, round_index: int) -> list[tuple[int, SubnetSpec]]:
+        """(model, spec) pairs that clients score on their validation splits this round (federated
+        validation, ``eval.val_every``): by default the references, every ``val_every`` rounds."""
+        every = self.job.eval.val_every
+        return self.references() if every and (round_index + 1) % every == 0 else []
+
+    def observe(self, round_index: int, outcome: Outcome) -> None:
+        """What the round did (per-task metrics, validation scores). The base rule stops the run
+        early when the mean federated validation accuracy over the validated subnets has not
+        improved by ``eval.min_delta`` for ``eval.patience`` validations (0 = never)."""
+        scores = outcome.validation()
+        patience = self.job.eval.patience
+        if not scores or not patience:
+            return
+        accuracy = float(np.mean([c / t for c, t in scores.values() if t]) if any(t for _, t in scores.values())
+                         else 0.0)
+        if accuracy > self.best_validation + self.job.eval.min_delta:
+            self.best_validation, self.validations_since_best = accuracy, 0
+        else:
+            self.validations_since_best += 1
+        if self.validations_since_best >= patience:
+            self.stopped = (f"early stop after round {round_index}: federated validation accuracy has not improved "
+                            f"by more than {self.job.eval.min_delta:g} over the best ({self.best_validation:.4f}) for "
+                            f"{patience} validations")
+
+    def stop_reason(self) -> str:
+        """Why the strategy ends the run now ("" = go on)."""
+        return self.stopped
+
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {}
+        return {"best_validation": np.array(self.best_validation),
+                "validations_since_best": np.array(self.validations_since_best),
+                "stopped": np.array(self.stopped.encode())}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        pass
+        self.best_validation = float(state["best_validation"])
+        self.validations_since_best = int(state["validations_since_best"])
+        self.stopped = bytes(state["stopped"]).decode()
 
 
 def fit_or_none(slot: ClientSlot, arch: Arch, fits: Fits) -> SubnetSpec | None:

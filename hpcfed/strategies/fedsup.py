@@ -19,6 +19,8 @@ a random subnet in the lower or the upper half of the parameter range, the large
 """
 from __future__ import annotations
 
+import torch
+
 from hpcfed.strategies.base import Strategy, fit_or_none, largest_fitting
 from hpcfed.supernet import Arch, SubnetSpec, cost
 
@@ -37,7 +39,7 @@ class FedSup(Strategy):
         bound, smallest, k = spec.arch, self.space.smallest(), self.job.strategy.sandwich_random
         tail = (smallest,) if smallest != bound else ()
         g = self.schedule_stream(round_index, client)
-        return [(bound, *(self.space.sample_within(bound, g) for _ in range(k)), *tail)
+        return [tuple(SubnetSpec(a) for a in (bound, *(self.space.sample_within(bound, g) for _ in range(k)), *tail))
                 for _ in range(self.local_batches(samples))]
 
 
@@ -46,7 +48,6 @@ class EFedSup(FedSup):
 
     def __init__(self, job, space):
         super().__init__(job, space)
-        self.divide_by_selected = job.strategy.merge == "selected"
         self.tiers = space.references(job.eval.subnets)
         low, high = cost(space, space.smallest()).params, cost(space, space.largest()).params
         self.bands = ((low, (low + high) / 2), ((low + high) / 2, high))   # fixed4: parameter ranges of tiers 1, 2
@@ -55,6 +56,12 @@ class EFedSup(FedSup):
         if self.job.strategy.tiers == "fixed4":
             return [fit_or_none(slot, self.fixed_tier(slot.client, rng), fits) for slot in slots]
         return [largest_fitting(slot, self.tiers, fits) for slot in slots]
+
+    def merge_denominator(self, covering_weights, contributing_total):
+        """``merge: selected``: every covered element over all contributing clients' weight."""
+        if self.job.strategy.merge == "selected":
+            return torch.where(covering_weights > 0, contributing_total, 0)
+        return super().merge_denominator(covering_weights, contributing_total)
 
     def fixed_tier(self, client: int, rng) -> Arch:
         """The reference code's tier of ``client``: smallest, lower band, upper band, largest (client mod 4);

@@ -10,6 +10,7 @@ weights; the reference subnets are the levels.
 from __future__ import annotations
 
 from hpcfed.strategies.heterofl import HeteroFL
+from hpcfed.supernet import SubnetSpec
 
 
 class FjORD(HeteroFL):
@@ -27,5 +28,5 @@ class FjORD(HeteroFL):
         schedule = []
         for _ in range(self.local_batches(samples)):
             level = levels[int(g.integers(len(levels)))]
-            schedule.append((top, level) if self.distill and level != top else (level,))
+            schedule.append((SubnetSpec(top), SubnetSpec(level)) if self.distill and level != top else (SubnetSpec(level),))
         return schedule

@@ -64,8 +64,10 @@ class SuperFed(Strategy):
         return w
 
     def state_dict(self):
-        return {"largest_count": self.largest_count.copy(), "smallest_count": self.smallest_count.copy()}
+        return {**super().state_dict(), "largest_count": self.largest_count.copy(),
+                "smallest_count": self.smallest_count.copy()}
 
     def load_state_dict(self, state):
+        super().load_state_dict(state)
         self.largest_count[:] = state["largest_count"]
         self.smallest_count[:] = state["smallest_count"]
