@@ -48,7 +48,8 @@ class ClientHost:
             if members[0].kind == TRAIN:
                 self._train(round_index, members, layout, fused)
             else:
-                self._evaluate(members[0], layout, fused)
+                for task in members:
+                    self._evaluate(task, layout, fused)
         layout.rank_seconds(fused)[rank] = to_fixed(torch.tensor(time.perf_counter() - started))
         return fused.numpy()
 
