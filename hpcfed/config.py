@@ -2,9 +2,10 @@
 
 A job file is a YAML mapping whose keys mirror the dataclasses below; anything absent takes the
 default, which together form the built-in default job. ``--set key.sub=value`` overrides any field
-(the value is parsed as YAML). Unknown keys, wrong types and impossible values raise a
-:class:`ConfigError` whose one line names the key, the value and what is accepted (reading and
-conversion: hpcfed.config_parse; value checks: hpcfed.config_checks).
+(the value is parsed as YAML). The ``strategy`` section names the method and, under the method's
+name, its options, which each strategy declares (hpcfed.strategy_config). Unknown keys, wrong types
+and impossible values raise a :class:`ConfigError` whose one line names the key, the value and what
+is accepted (reading and conversion: hpcfed.config_parse; value checks: hpcfed.config_checks).
 """
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from typing import Any
 
 import yaml
 
-from hpcfed.config_checks import CHOICES, validate  # noqa: F401 (CHOICES: tests import it from here)
+from hpcfed.config_checks import validate
 from hpcfed.config_parse import apply_override, build, read_mapping, to_mapping
 from hpcfed.errors import ConfigError  # noqa: F401 (callers import it, and read_mapping, from here)
+from hpcfed.strategy_config import StrategyConfig
 
 
 @dataclass(frozen=True)
@@ -66,23 +68,6 @@ class ModelConfig:
     width_choices: tuple[float, ...] = (1.0,)  # HeteroFL takes these as its width tiers
     divisor: int = 4                           # channel counts are multiples of this
     norm: str = "bn"                           # none | bn (static BatchNorm) | rms (parametric)
-
-
-@dataclass(frozen=True)
-class StrategyConfig:
-    name: str = "superfed"              # fedavg | superfed | heterofl | fedrolex | feddropout | fedsup | efedsup | fjord
-    arch: str = "largest"               # fedavg: largest | smallest | ref<i> (i-th reference subnet)
-    distribution: str = "tracking_sandwich"  # superfed: tracking_sandwich | sandwich | random
-    weighting: str = "maxnet"           # superfed: maxnet | uniform (plain overlap averaging)
-    beta0: float = 0.9                  # maxnet: weight of the largest subnet's client at round 0
-    beta_end: float = 0.0               # maxnet: final weight; 0 = 1/n (uniform)
-    decay_fraction: float = 0.8         # maxnet: share of the rounds over which beta decays
-    sample_weighted: bool = False       # multiply client weights by their sample share
-    sandwich_random: int = 2            # fedsup, efedsup: random subnets per batch besides the largest and smallest
-    distill: bool = True                # fedsup, efedsup: in-place distillation; fjord: self-distillation;
-                                        # false = cross-entropy for every subnet
-    tiers: str = "device"               # efedsup: device (largest reference subnet the device fits) | fixed4
-    merge: str = "covered"              # efedsup: covered (the one rule) | selected (reference code's divisor)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Value checks of a built job: impossible values and contradictions, one line each naming the key.
 
 Types were checked when the job was built (hpcfed.config_parse); here are ranges, choices and
-relations between keys.
+relations between keys. A strategy's options check their own values (``Options.check``, in the
+strategy's module) with the helpers :func:`check` and :func:`check_choice`.
 """
 from __future__ import annotations
 
@@ -18,11 +19,6 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.partition": ("iid", "dirichlet", "shards", "natural"),
     "model.space": ("resnet", "mobilenet"),
     "model.norm": ("none", "bn", "rms"),
-    "strategy.name": ("fedavg", "superfed", "heterofl", "fedrolex", "feddropout", "fedsup", "efedsup", "fjord"),
-    "strategy.tiers": ("device", "fixed4"),
-    "strategy.merge": ("covered", "selected"),
-    "strategy.distribution": ("tracking_sandwich", "sandwich", "random"),
-    "strategy.weighting": ("maxnet", "uniform"),
     "train.device": ("auto", "cpu", "cuda"),
 }
 
@@ -102,11 +98,4 @@ def validate(job: JobConfig) -> None:
         values = getattr(m, key)
         check(all(0 < v <= 1 for v in values) and len(set(values)) == len(values), f"model.{key}", list(values),
               "distinct numbers in (0, 1]")
-    s = job.strategy
-    check(s.arch in ("largest", "smallest") or (s.arch.startswith("ref") and s.arch[3:].isdigit()
-                                                 and int(s.arch[3:]) < job.eval.subnets),
-          "strategy.arch", s.arch, f"largest | smallest | ref0..ref{job.eval.subnets - 1}")
-    check(0 < s.beta0 <= 1, "strategy.beta0", s.beta0, "a number in (0, 1]")
-    check(0 <= s.beta_end <= 1, "strategy.beta_end", s.beta_end, "a number in [0, 1] (0 = 1/n)")
-    check(0 < s.decay_fraction <= 1, "strategy.decay_fraction", s.decay_fraction, "a number in (0, 1]")
-    check(s.sandwich_random >= 0, "strategy.sandwich_random", s.sandwich_random, "an integer >= 0")
+    job.strategy.options.check(job, f"strategy.{job.strategy.name}")

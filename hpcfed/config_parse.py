@@ -1,7 +1,9 @@
 """Job mappings to frozen dataclasses and back: YAML files, ``--set`` overrides, typed conversion.
 
 Generic: nothing here knows a job's sections. A dataclass is built from a mapping field by field
-(unknown keys, wrong types and non-mappings raise a one-line :class:`ConfigError` naming the key).
+(unknown keys, wrong types and non-mappings raise a one-line :class:`ConfigError` naming the key);
+a dataclass whose section has its own layout defines ``from_mapping(raw, key)`` and
+``to_mapping()``, which :func:`build` and :func:`to_mapping` use instead.
 """
 from __future__ import annotations
 
@@ -58,6 +60,8 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
 
 def build(cls: type, raw: Any, key: str) -> Any:
     """An instance of dataclass ``cls`` from mapping ``raw``, which sits at dotted ``key`` ("" = the job)."""
+    if hasattr(cls, "from_mapping"):
+        return cls.from_mapping(raw, key)
     if not isinstance(raw, dict):
         raise ConfigError(f"{key or 'job'}: expected a mapping; got {raw!r}")
     prefix = f"{key}." if key else ""
@@ -107,9 +111,15 @@ def convert(hint: Any, value: Any, key: str) -> Any:
 
 def to_mapping(value: Any) -> Any:
     """``value`` as plain YAML data: dataclasses as mappings of their fields, tuples as lists."""
+    if hasattr(value, "to_mapping"):
+        return value.to_mapping()
     if dataclasses.is_dataclass(value):
         return {f.name: to_mapping(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, (list, tuple)):
         return [to_mapping(v) for v in value]
     return value
 
+
+def flow(value: Any) -> str:
+    """``value`` as one line of YAML flow style, e.g. ``{beta0: 0.5}``."""
+    return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=float("inf")).splitlines()[0]
