@@ -40,10 +40,10 @@ def test_set_overrides_are_nested_and_typed():
 
 
 def test_set_overrides_convert_ints_to_floats_and_parse_strings_and_bools():
-    job = load_job(None, ["train.lr=1", "strategy.name=fedavg", "strategy.sample_weighted=true",
+    job = load_job(None, ["train.lr=1", "strategy.superfed.sample_weighted=true",
                           "devices.speed_macs_per_s=[1, 2.5]", "data.path="])
     assert job.train.lr == 1.0 and type(job.train.lr) is float
-    assert job.strategy.name == "fedavg" and job.strategy.sample_weighted is True
+    assert job.strategy.name == "superfed" and job.strategy.options.sample_weighted is True
     assert job.devices.speed_macs_per_s == (1.0, 2.5) and job.data.path == ""
 
 
@@ -63,6 +63,7 @@ def test_later_set_overrides_win():
 @pytest.mark.parametrize("overrides", [
     [],
     ["rounds=7", "train.lr=0.5", "model.widths=[8,16]", "strategy.name=heterofl"],
+    ["strategy.name=efedsup", "strategy.efedsup.tiers=fixed4", "strategy.efedsup.distill=false"],
     ["model.width_choices=[0.25, 0.5, 1.0]", "devices.availability=always", "name='my job: #1'",
      "devices.speed_macs_per_s=[0.001, 123456789.5]", "model.kernel_choices=[3, 5, 7]"],
 ])
@@ -98,7 +99,7 @@ BAD_SETS = [
     (["model.widths=[]"], "model.widths"),
     (["devices.memory_mb=[4, 2]"], "devices.memory_mb"),
     (["devices.speed_macs_per_s=[1]"], "devices.speed_macs_per_s"),
-    (["strategy.arch=ref9"], "strategy.arch"),             # eval.subnets is 5: ref0..ref4
+    (["strategy.name=fedavg", "strategy.fedavg.arch=ref9"], "strategy.fedavg.arch"),   # eval.subnets 5: ref0..ref4
     (["devices.availability=trace"], "devices.trace"),     # trace without a file
 ]
 

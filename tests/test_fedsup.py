@@ -19,7 +19,7 @@ from hpcfed.results import read_results
 from hpcfed.run import build_space, load_data
 from hpcfed.sandwich import sandwich_step_loss, train_schedule
 from hpcfed.seeding import rng as seeded_rng
-from hpcfed.strategies import ClientSlot, make_strategy
+from hpcfed.strategies import STRATEGIES, ClientSlot, make_strategy
 from hpcfed.strategies.fedsup import EFedSup, FedSup
 from hpcfed.strategies.fjord import FjORD
 from hpcfed.supernet import Arch, ElasticResNet, SubnetSpec, cost
@@ -31,9 +31,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TRAIN = TrainConfig(local_epochs=2, batch_size=8, lr=0.05, clip_norm=0.0)
 
 
-def make_job(**strategy) -> JobConfig:
+def make_job(name: str, **options) -> JobConfig:
     return dataclasses.replace(JobConfig(), seed=3, clients=ClientsConfig(total=8, per_round=4),
-                               strategy=StrategyConfig(**strategy), train=TRAIN)
+                               strategy=StrategyConfig(name, STRATEGIES[name].Options(**options)), train=TRAIN)
 
 
 def slot(client: int, memory_bytes: float = 1e9, samples: int = 30) -> ClientSlot:

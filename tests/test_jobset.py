@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hpcfed.config import JobConfig, build_job
+from hpcfed.config import StrategyConfig, build_job
 from hpcfed.devices import Population
 from hpcfed.errors import ConfigError
 from hpcfed.jobset import load_jobset, merge
@@ -29,10 +29,11 @@ def test_merge_is_deep_for_sections_and_replaces_everything_else():
 def test_methods_come_in_file_order_and_an_empty_entry_is_the_base_job(tmp_path):
     path = tmp_path / "set.yaml"
     path.write_text("base: {rounds: 3, strategy: {name: fedavg}}\n"
-                    "methods:\n  small: {strategy: {arch: smallest}}\n  plain:\n  sf: {strategy: {name: superfed}}\n")
+                    "methods:\n  small: {strategy: {fedavg: {arch: smallest}}}\n  plain:\n"
+                    "  sf: {strategy: {name: superfed}}\n")
     methods = load_jobset(str(path))
     assert list(methods) == ["small", "plain", "sf"]
-    assert methods["small"] == {"rounds": 3, "strategy": {"name": "fedavg", "arch": "smallest"}}
+    assert methods["small"] == {"rounds": 3, "strategy": {"name": "fedavg", "fedavg": {"arch": "smallest"}}}
     assert build_job(methods["plain"]) == build_job({"rounds": 3, "strategy": {"name": "fedavg"}})
     assert build_job(methods["sf"], ["rounds=7"]).rounds == 7
 
@@ -65,10 +66,11 @@ def test_compare_digits_methods_share_one_setting_and_only_change_the_strategy()
                              "fedavg_smallest", "fedavg_largest"]
     base = build_job(methods["superfed"])
     for label, raw in methods.items():
-        if raw["strategy"]["name"] in STRATEGIES:    # the ones this hpcfed has
+        name = raw["strategy"]["name"]
+        if name in STRATEGIES:    # the ones this hpcfed has
             job = build_job(raw)
             assert dataclasses.replace(job, strategy=base.strategy) == base, label
-            assert job.strategy == dataclasses.replace(JobConfig().strategy, **raw["strategy"])
+            assert job.strategy == StrategyConfig(name, STRATEGIES[name].Options(**raw["strategy"].get(name, {})))
 
 
 def test_compare_digits_devices_spread_over_every_width_tier():

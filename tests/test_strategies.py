@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hpcfed.aggregate import SCALE, maxnet_beta
-from hpcfed.config import CHOICES, ClientsConfig, JobConfig, StrategyConfig, TrainConfig
+from hpcfed.config import ClientsConfig, JobConfig, StrategyConfig, TrainConfig
 from hpcfed.data import load_federated_data
 from hpcfed.devices import Device
 from hpcfed.seeding import rng as seeded_rng
@@ -33,10 +33,11 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_job(total: int = 6, rounds: int = 10, train: TrainConfig | None = None, seed: int = 0,
-             **strategy) -> JobConfig:
+             name: str = "superfed", **options) -> JobConfig:
     return dataclasses.replace(JobConfig(), seed=seed, rounds=rounds,
                                clients=ClientsConfig(total=total, per_round=min(4, total)),
-                               strategy=StrategyConfig(**strategy), train=train or TrainConfig())
+                               strategy=StrategyConfig(name, STRATEGIES[name].Options(**options)),
+                               train=train or TrainConfig())
 
 
 def make_slots(clients, samples=None) -> list[ClientSlot]:
@@ -243,7 +244,7 @@ def test_make_strategy_by_name():
     space = tiny_space()
     expected = {"fedavg": FedAvg, "superfed": SuperFed, "heterofl": HeteroFL, "fedrolex": FedRolex,
                 "feddropout": FederatedDropout, "fedsup": FedSup, "efedsup": EFedSup, "fjord": FjORD}
-    assert set(STRATEGIES) == set(expected) == set(CHOICES["strategy.name"])
+    assert set(STRATEGIES) == set(expected)
     for name, cls in expected.items():
         assert type(make_strategy(make_job(name=name), space)) is cls
 

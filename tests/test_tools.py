@@ -103,7 +103,7 @@ def test_compare_stops_at_a_failed_method_and_keeps_the_finished_ones(tmp_path):
     everyone_raises = [[c, 0] for c in range(8)]
     (tmp_path / "set.yaml").write_text(
         "base: {rounds: 2, clients: {total: 8, per_round: 4}, train: {local_epochs: 1}}\n"
-        "methods:\n  fine: {strategy: {name: fedavg, arch: smallest}}\n"
+        "methods:\n  fine: {strategy: {name: fedavg, fedavg: {arch: smallest}}}\n"
         f"  broken: {{strategy: {{name: fedavg}}, faults: {{raise_at: {everyone_raises}}}}}\n  after: {{}}\n")
     proc = run_compare(str(tmp_path / "set.yaml"), "--out", str(tmp_path / "out"), "--ranks", "2")
     assert proc.returncode == 1

@@ -22,7 +22,7 @@ from hpcfed.launch import run_settings  # noqa: E402
 
 JOBS = {
     "superfed (default job)": [],
-    "fedavg, largest subnet": ["strategy.name=fedavg", "strategy.arch=largest", "devices.memory_mb=[1000,1000]"],
+    "fedavg, largest subnet": ["strategy.name=fedavg", "strategy.fedavg.arch=largest", "devices.memory_mb=[1000,1000]"],
     "heterofl": ["strategy.name=heterofl"],
 }
 

@@ -37,7 +37,7 @@ from hpcfed.run import build_space, load_data, main as run_main  # noqa: E402
 from hpcfed.seeding import torch_generator  # noqa: E402
 from hpcfed.supernet import ElasticResNet, SubnetSpec  # noqa: E402
 
-FEDAVG = ["strategy.name=fedavg", "strategy.arch=largest", "clients.total=50", "clients.per_round=10",
+FEDAVG = ["strategy.name=fedavg", "strategy.fedavg.arch=largest", "clients.total=50", "clients.per_round=10",
           "clients.overselect=0", "data.partition=iid", "train.local_epochs=2", "train.batch_size=8",
           "devices.availability=always", "devices.memory_mb=[1000,1000]"]
 

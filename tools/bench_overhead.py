@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hpcfed.launch import run_settings  # noqa: E402
 
-SETTING = ["strategy.name=fedavg", "strategy.arch=largest", "data.name=synthetic", "data.partition=natural",
+SETTING = ["strategy.name=fedavg", "strategy.fedavg.arch=largest", "data.name=synthetic", "data.partition=natural",
            "data.synthetic_samples=20", "clients.overselect=0", "devices.availability=always",
            "devices.memory_mb=[1000,1000]", "train.local_epochs=1", "train.batch_size=8", "model.stem=8",
            "model.widths=[8,16]", "train.threads=1", "checkpoint.every=0"]

@@ -4,7 +4,9 @@ Every method is a combination of a slicing rule (which model and subnet spec eac
 receives), a local training rule (what a client does with it, batch by batch) and weights for the
 one aggregation rule (hpcfed.merge). After each round it observes what happened (hpcfed.outcome)
 and may end the run. A strategy holds its own state (e.g. SuperFed's tracking counters) as plain
-arrays that checkpoint with the server; it never sends anything.
+arrays that checkpoint with the server; it never sends anything. Its options are a frozen
+dataclass, ``Options``, that the job names under the method (``strategy: {name: X, X: {...}}``,
+hpcfed.strategy_config); it reads them as ``self.options``.
 """
 from __future__ import annotations
 
@@ -29,6 +31,23 @@ Fits = Callable[["ClientSlot", Arch], bool]
 
 
 @dataclass(frozen=True)
+class StrategyOptions:
+    """A strategy's options: none here. Subclasses add fields, each with a default, and check them."""
+
+    def check(self, job: JobConfig, key: str) -> None:
+        """Raise a one-line ConfigError naming ``key.<option>`` for an impossible value (``key`` is the
+        options' section, e.g. ``strategy.superfed``); ``job`` gives limits set by other sections."""
+
+
+@dataclass(frozen=True)
+class DistillOptions(StrategyOptions):
+    """Options of the rules that train several subnets per batch (hpcfed.sandwich)."""
+
+    distill: bool = True   # later subnets of a batch learn the first's soft outputs (FedSup: in-place
+                           # distillation; FjORD: self-distillation); false = cross-entropy for every subnet
+
+
+@dataclass(frozen=True)
 class ClientSlot:
     """A sampled client as the planner sees it this round."""
 
@@ -42,11 +61,14 @@ class Strategy:
     """Base strategy: prefix slices, one subnet per client, sample-share weights."""
 
     name = "base"
+    Options: type[StrategyOptions] = StrategyOptions   # this method's options (job.strategy.options)
     batchable = True   # the local rule is plain SGD on one subnet, which hpcfed.batched can run for groups
 
     def __init__(self, job: JobConfig, space: ResNetSpace):
         self.job, self.space = job, space
-        self.distill = job.strategy.distill   # multi-subnet rules: later subnets of a batch learn the first's soft outputs
+        self.options = job.strategy.options
+        # multi-subnet rules: later subnets of a batch learn the first's soft outputs
+        self.distill = isinstance(self.options, DistillOptions) and self.options.distill
         self.best_validation, self.validations_since_best, self.stopped = -1.0, 0, ""   # early stopping
 
     def assign(self, round_index: int, slots: Sequence[ClientSlot], fits: Fits,

@@ -3,18 +3,27 @@
 A client's p_max is its HeteroFL tier (the widest of ``model.width_choices`` it can hold); it
 receives that prefix slice and, per local batch, trains the width level p drawn uniformly from the
 levels <= p_max (ordered dropout: the first ceil(p C) channels of every layer). With
-``strategy.distill`` (self-distillation) a batch whose p < p_max trains p_max with cross-entropy and
-p with a KL loss against p_max's soft outputs (hpcfed.sandwich). No output scaler; sample-share
-weights; the reference subnets are the levels.
+``strategy.fjord.distill`` (self-distillation) a batch whose p < p_max trains p_max with
+cross-entropy and p with a KL loss against p_max's soft outputs (hpcfed.sandwich). No output
+scaler; sample-share weights; the reference subnets are the levels.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from hpcfed.strategies.base import DistillOptions
 from hpcfed.strategies.heterofl import HeteroFL
 from hpcfed.supernet import SubnetSpec
 
 
+@dataclass(frozen=True)
+class FjORDOptions(DistillOptions):
+    """FjORD's options: ``distill`` (self-distillation)."""
+
+
 class FjORD(HeteroFL):
     name = "fjord"
+    Options = FjORDOptions
     batchable = False
 
     def train_scale(self, spec):

@@ -7,12 +7,20 @@ aggregation rule. The reference subnets are the tiers themselves.
 """
 from __future__ import annotations
 
-from hpcfed.strategies.base import Strategy, largest_fitting
+from dataclasses import dataclass
+
+from hpcfed.strategies.base import Strategy, StrategyOptions, largest_fitting
 from hpcfed.supernet import Arch, SubnetSpec
+
+
+@dataclass(frozen=True)
+class HeteroFLOptions(StrategyOptions):
+    """HeteroFL has no options (nor have FedRolex and Federated Dropout, which inherit them)."""
 
 
 class HeteroFL(Strategy):
     name = "heterofl"
+    Options = HeteroFLOptions
 
     def tiers(self) -> list[Arch]:
         full = self.space.largest()

@@ -9,17 +9,38 @@ averaging) weights are the ablations.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from hpcfed.aggregate import maxnet_beta
-from hpcfed.strategies.base import Strategy
+from hpcfed.config_checks import check, check_choice
+from hpcfed.strategies.base import Strategy, StrategyOptions
 from hpcfed.supernet import SubnetSpec
 
 RANDOM_TRIES = 16
 
 
+@dataclass(frozen=True)
+class SuperFedOptions(StrategyOptions):
+    distribution: str = "tracking_sandwich"  # tracking_sandwich | sandwich | random
+    weighting: str = "maxnet"           # maxnet | uniform (plain overlap averaging)
+    beta0: float = 0.9                  # maxnet: weight of the largest subnet's client at round 0
+    beta_end: float = 0.0               # maxnet: final weight; 0 = 1/n (uniform)
+    decay_fraction: float = 0.8         # maxnet: share of the rounds over which beta decays
+    sample_weighted: bool = False       # multiply client weights by their sample share
+
+    def check(self, job, key):
+        check_choice(self.distribution, f"{key}.distribution", ("tracking_sandwich", "sandwich", "random"))
+        check_choice(self.weighting, f"{key}.weighting", ("maxnet", "uniform"))
+        check(0 < self.beta0 <= 1, f"{key}.beta0", self.beta0, "a number in (0, 1]")
+        check(0 <= self.beta_end <= 1, f"{key}.beta_end", self.beta_end, "a number in [0, 1] (0 = 1/n)")
+        check(0 < self.decay_fraction <= 1, f"{key}.decay_fraction", self.decay_fraction, "a number in (0, 1]")
+
+
 class SuperFed(Strategy):
     name = "superfed"
+    Options = SuperFedOptions
 
     def __init__(self, job, space):
         super().__init__(job, space)
@@ -27,15 +48,15 @@ class SuperFed(Strategy):
         self.smallest_count = np.zeros(job.clients.total, dtype=np.int64)
 
     def assign(self, round_index, slots, fits, rng):
-        cfg, largest, smallest = self.job.strategy, self.space.largest(), self.space.smallest()
+        options, largest, smallest = self.options, self.space.largest(), self.space.smallest()
         specs: list[SubnetSpec | None] = [None] * len(slots)
         free = [i for i, s in enumerate(slots) if fits(s, smallest)]
-        if cfg.distribution != "random":
+        if options.distribution != "random":
             for arch, counts in ((largest, self.largest_count), (smallest, self.smallest_count)):
                 able = [i for i in free if fits(slots[i], arch)]
                 if not able:
                     continue
-                if cfg.distribution == "tracking_sandwich":   # least often served first, random ties
+                if options.distribution == "tracking_sandwich":   # least often served first, random ties
                     keys = [(counts[slots[i].client], rng.random()) for i in able]
                     pick = able[min(range(len(able)), key=keys.__getitem__)]
                 else:
@@ -53,13 +74,14 @@ class SuperFed(Strategy):
         return specs
 
     def weights(self, round_index, slots, specs):
-        n, cfg = len(slots), self.job.strategy
+        n, options = len(slots), self.options
         w = np.full(n, 1.0 / max(n, 1))
         is_largest = np.array([s.arch == self.space.largest() for s in specs], dtype=bool)
-        if cfg.weighting == "maxnet" and is_largest.any() and n > 1:
-            beta = maxnet_beta(round_index, self.job.rounds, cfg.beta0, cfg.beta_end or 1.0 / n, cfg.decay_fraction)
+        if options.weighting == "maxnet" and is_largest.any() and n > 1:
+            beta = maxnet_beta(round_index, self.job.rounds, options.beta0, options.beta_end or 1.0 / n,
+                               options.decay_fraction)
             w = np.where(is_largest, beta / is_largest.sum(), (1.0 - beta) / (n - is_largest.sum()))
-        if cfg.sample_weighted:
+        if options.sample_weighted:
             w = w * np.array([s.samples for s in slots], dtype=np.float64)
         return w
 
