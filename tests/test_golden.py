@@ -46,6 +46,10 @@ GOLDEN = {
     "fedavg-synthetic": (["data.name=synthetic", "data.partition=natural"],
                          "cb9a5c5b56fcb0002016d7dc802815537698a22333aaedc3fed6e92ebdfddb53",
                          "44419789985d07eb1b2e8398c19e104d80a859e433c24098534a81c27184a43d"),
+    # one model: iFedAvg of the largest subnet is FedAvg of it, bit for bit
+    "ifedavg-largest": ([TIERED, "strategy.ifedavg.archs=[largest]"],
+                        "335d70d7391d4e577b3f1fe426f8b0fade58f7531220fdea5cd34784f58db246",
+                        "fb56c743f2a82f158442ad12670648716a84b009834df7e4d361d73cd8ae5b71"),
     "heterofl": ([TIERED], "dfb801a0ca581a2f6a37df4560f396dbd1efe01f5ea92651f078cca3e61ac44c",
                  "e6534cd2225bb54b5c788fcbaaddfd15cefb661cfaaf31677384b7e9f858f137"),
     "heterofl-batched": ([TIERED, "train.batch_clients=2"],

@@ -52,7 +52,8 @@ def test_slice_values_travel_with_isend_irecv():
 
 @pytest.mark.parametrize("strategy,batch_clients", [("superfed", 1), ("fedavg", 1), ("heterofl", 1), ("fedavg", 3),
                                                     ("heterofl", 2), ("fedrolex", 2), ("feddropout", 1),
-                                                    ("fedsup", 1), ("efedsup", 1), ("fjord", 1)])
+                                                    ("fedsup", 1), ("efedsup", 1), ("fjord", 1),
+                                                    ("ifedavg", 1), ("ifedavg", 2)])
 def test_a_job_over_all_ranks_equals_the_same_job_in_one_process(mpi_tmp_path, strategy, batch_clients):
     from mpi4py import MPI
     from hpcfed.run import main

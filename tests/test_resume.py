@@ -22,8 +22,9 @@ PLACEMENT = {"clients/rank"}     # which rank hosted a client: changes with the 
 
 def tables(path, ignore=frozenset()) -> dict[str, np.ndarray]:
     with h5py.File(path, "r") as f:
-        out = {"sha": f.attrs["final_model_sha256"], "status": f.attrs["status"]}
-        for group in ("rounds", "clients", "eval", "architectures"):
+        out = {"sha": f.attrs["final_model_sha256"], "status": f.attrs["status"],
+               "stop_reason": f.attrs.get("stop_reason", ""), "rounds_played": f.attrs.get("rounds_played", -1)}
+        for group in ("rounds", "clients", "validation", "eval", "architectures"):
             for name, ds in f[group].items():
                 if f"{group}/{name}" not in NOT_SCIENCE | ignore:
                     out[f"{group}/{name}"] = ds[()]
@@ -159,3 +160,26 @@ def test_resume_refuses_a_checkpoint_of_another_job_and_changes_nothing(tmp_path
     assert proc.stderr.strip() == (f"hpcfed: error: --resume: checkpoint {str(out) + '.ckpt'!r} belongs to another "
                                    "job: train.lr was 0.1, the job now says 0.5")
     assert (out.read_bytes(), (tmp_path / "run.h5.ckpt").read_bytes()) == before
+
+
+# two models (ifedavg), federated validation every round and an early stop after three validations
+# without an improvement of 0.5 (the tiny models never gain that much): the run ends after round 3 of 8
+SEARCHING = [*TINY, "--set", "rounds=8", "--set", "checkpoint.every=2", "--set", "eval.every=2",
+             "--set", "strategy.name=ifedavg", "--set", "data.client_val_fraction=0.25", "--set", "eval.val_every=1",
+             "--set", "eval.patience=3", "--set", "eval.min_delta=0.5"]
+
+
+def test_an_early_stopped_two_model_run_resumes_to_the_same_rows_on_other_ranks(tmp_path):
+    base, out = tmp_path / "base.h5", tmp_path / "run.h5"
+    assert run_hpcfed([*SEARCHING, "--out", str(base)]).returncode == 0
+    expected = tables(base)
+    assert "early stop after round 3" in expected["stop_reason"] and expected["rounds_played"] == 4
+    assert list(expected["rounds/round"]) == [0, 1, 2, 3] and list(expected["eval/round"]) == [1, 3]
+    assert set(expected["clients/model"][expected["clients/made_deadline"]]) == {0, 1}
+    assert sorted(set(expected["validation/round"])) == [0, 1, 2, 3]
+    assert (expected["validation/correct"] <= expected["validation/total"]).all()
+    interrupted = run_hpcfed([*SEARCHING, "--out", str(out), "--set", "faults.signal_at=[3,10]"], ranks=3)
+    assert interrupted.returncode == 75, interrupted.stderr
+    assert run_hpcfed([*SEARCHING, "--out", str(out), "--resume"], ranks=3).returncode == 0
+    placement = {"clients/rank"}
+    assert_same_science(tables(out, ignore=placement), {k: v for k, v in expected.items() if k not in placement})

@@ -6,10 +6,11 @@ from hpcfed.strategies.fedrolex import FedRolex
 from hpcfed.strategies.fedsup import EFedSup, FedSup
 from hpcfed.strategies.fjord import FjORD
 from hpcfed.strategies.heterofl import HeteroFL
+from hpcfed.strategies.ifedavg import IFedAvg
 from hpcfed.strategies.superfed import SuperFed
 
 STRATEGIES: dict[str, type[Strategy]] = {s.name: s for s in (FedAvg, SuperFed, HeteroFL, FedRolex, FederatedDropout,
-                                                                 FedSup, EFedSup, FjORD)}
+                                                                 FedSup, EFedSup, FjORD, IFedAvg)}
 
 
 def make_strategy(job, space) -> Strategy:

@@ -1,4 +1,5 @@
-"""FedAvg of one fixed architecture (McMahan et al., 2017); k runs make the iFedAvg baseline.
+"""FedAvg of one fixed architecture (McMahan et al., 2017); k runs, or one ``ifedavg`` run, make the
+iFedAvg baseline.
 
 Every client that can hold the architecture trains it whole; weights are sample shares, so with
 full masks the one aggregation rule is exactly the weighted average of FedAvg.
@@ -12,15 +13,28 @@ from hpcfed.strategies.base import Strategy, StrategyOptions, fit_or_none
 from hpcfed.supernet import Arch, SubnetSpec
 
 
+def check_arch_name(name: str, key: str, job) -> None:
+    """``name`` must be largest | smallest | ref<i> with i below ``eval.subnets``."""
+    n = job.eval.subnets
+    check(name in ("largest", "smallest") or (name.startswith("ref") and name[3:].isdigit() and int(name[3:]) < n),
+          key, name, f"largest | smallest | ref0..ref{n - 1}")
+
+
+def named_arch(strategy: Strategy, name: str) -> Arch:
+    """The architecture ``name`` (largest | smallest | ref<i>, the i-th reference subnet) names."""
+    if name == "largest":
+        return strategy.space.largest()
+    if name == "smallest":
+        return strategy.space.smallest()
+    return strategy.space.references(strategy.job.eval.subnets)[int(name[3:])]
+
+
 @dataclass(frozen=True)
 class FedAvgOptions(StrategyOptions):
     arch: str = "largest"   # largest | smallest | ref<i> (i-th reference subnet)
 
     def check(self, job, key):
-        n = job.eval.subnets
-        check(self.arch in ("largest", "smallest") or (self.arch.startswith("ref") and self.arch[3:].isdigit()
-                                                       and int(self.arch[3:]) < n),
-              f"{key}.arch", self.arch, f"largest | smallest | ref0..ref{n - 1}")
+        check_arch_name(self.arch, f"{key}.arch", job)
 
 
 class FedAvg(Strategy):
@@ -29,12 +43,7 @@ class FedAvg(Strategy):
 
     @property
     def arch(self) -> Arch:
-        choice = self.options.arch
-        if choice == "largest":
-            return self.space.largest()
-        if choice == "smallest":
-            return self.space.smallest()
-        return self.space.references(self.job.eval.subnets)[int(choice[3:])]
+        return named_arch(self, self.options.arch)
 
     def assign(self, round_index, slots, fits, rng):
         arch = self.arch
