@@ -27,8 +27,11 @@ def summary(results: dict[str, Any]) -> str:
     when = f"after round {int(ev['round'][-1]) + 1}" if len(acc) else "never evaluated"
     lines.append(f"reference subnets ({when}):")
     lines.append(f"  {'subnet':<40} {'MACs/sample':>12} {'params':>10} {'accuracy':>9}")
-    for name, macs, params, a in zip(ev["subnet_names"], ev["subnet_macs"], ev["subnet_params"], last):
-        lines.append(f"  {name:<40} {_si(float(macs), ''):>12} {int(params):>10} {a:>9.4f}")
+    models = ev.get("subnet_models", np.zeros(len(ev["subnet_names"]), dtype=np.int64))
+    several = len(set(models.tolist())) > 1
+    for name, macs, params, a, model in zip(ev["subnet_names"], ev["subnet_macs"], ev["subnet_params"], last, models):
+        label = f"model {int(model)}: {name}" if several else name
+        lines.append(f"  {label:<40} {_si(float(macs), ''):>12} {int(params):>10} {a:>9.4f}")
     n = len(rounds["round"])
     if n:
         lines.append("cost ledger:")
@@ -41,6 +44,8 @@ def summary(results: dict[str, Any]) -> str:
                      f"MPI {_si(float(rounds['mpi_bytes'].sum()), 'B')}")
         lines.append(f"  clients aggregated {int(rounds['clients'].sum())}, dropped {int(rounds['dropped'].sum())}, "
                      f"rejected {int(rounds['rejected'].sum())}")
+    if attrs.get("stop_reason"):
+        lines.append(f"  ended: {attrs['stop_reason']} ({attrs.get('rounds_played')} rounds)")
     if "peak_rss_mb" in attrs:
         peaks = np.atleast_1d(attrs["peak_rss_mb"])
         lines.append(f"  peak memory per rank: {', '.join(f'{m:.0f}' for m in peaks)} MiB")

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from hpcfed import checkpoint, faults
-from hpcfed.accounting import Costs, client_ledger
+from hpcfed.accounting import Cohort, Costs, client_ledger
 from hpcfed.backend import Backend
 from hpcfed.checkpoint import Snapshot
 from hpcfed.config import JobConfig
@@ -139,7 +139,7 @@ class Server:
         return bool(every) and next_round % every == 0
 
     # -- logging and evaluation -----------------------------------------------------------------
-    def log(self, r: int, plan: RoundPlan, cohort, outcome: Outcome) -> None:
+    def log(self, r: int, plan: RoundPlan, cohort: Cohort, outcome: Outcome) -> None:
         clients = client_ledger(r, cohort, outcome, self.costs)
         clients["arch_id"] = np.array([self.writer.arch_id(a[1].arch) if a else -1 for a in cohort.assigned],
                                       dtype=np.int64)

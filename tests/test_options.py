@@ -111,7 +111,7 @@ ERRORS = [
     ({}, ["strategy.name=fjord", "strategy.fjord.distill=maybe"],
      "strategy.fjord.distill = 'maybe': expected true or false"),
     ({}, ["strategy.name=fedprox"], "strategy.name = 'fedprox': accepted "
-                                    "fedavg | superfed | heterofl | fedrolex | feddropout | fedsup | efedsup | fjord"),
+                                    "fedavg | superfed | heterofl | fedrolex | feddropout | fedsup | efedsup | fjord | ifedavg"),
     ({}, ["strategy.superfed=5"], "strategy.superfed: expected a mapping; got 5"),
 ]
 

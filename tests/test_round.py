@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hpcfed.config import load_job
+from hpcfed.config import ConfigError, load_job
 from hpcfed.data import load_federated_data
 from hpcfed.merge import merge
 from hpcfed.plan import EVALUATE, RoundPlan, Task
@@ -21,6 +21,7 @@ from hpcfed.strategies import make_strategy
 from hpcfed.supernet import Arch, ElasticResNet, SubnetSpec
 from hpcfed.worker import ClientHost
 from tests.fakes import run_plan, tiny_space, train_task
+from tests.test_strategies import make_slots
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -148,3 +149,18 @@ def test_observe_receives_validation_and_stops_after_patience(data):
     restored = make_strategy(job, space)
     restored.load_state_dict(strategy.state_dict())
     assert restored.stop_reason() == strategy.stop_reason()
+
+
+def test_ifedavg_deals_the_cohort_into_one_group_per_model_and_references_each(data):
+    job, space, model, strategy, host = setup(data, "ifedavg", **{"strategy.ifedavg.archs": "[smallest,ref2,largest]"})
+    archs = [space.smallest(), space.references(job.eval.subnets)[2], space.largest()]
+    assert strategy.live_models() == (0, 1, 2)
+    assert strategy.references() == [(m, SubnetSpec(a)) for m, a in enumerate(archs)]
+    slots = make_slots(list(range(7)))
+    too_small = lambda slot, arch: not (slot.client == 4 and arch == archs[1])   # noqa: E731
+    assigned = strategy.assign_models(0, slots, too_small, None)
+    assert assigned == [(i % 3, SubnetSpec(archs[i % 3])) if i != 4 else None for i in range(7)]
+    with pytest.raises(ConfigError, match=r"strategy.ifedavg.archs\[1\] = 'ref9'"):
+        load_job(None, ["strategy.name=ifedavg", "strategy.ifedavg.archs=[smallest,ref9]"])
+    with pytest.raises(ConfigError, match="distinct"):
+        load_job(None, ["strategy.name=ifedavg", "strategy.ifedavg.archs=[largest,largest]"])

@@ -20,6 +20,7 @@ from hpcfed.strategies.fedrolex import FedRolex
 from hpcfed.strategies.fedsup import EFedSup, FedSup
 from hpcfed.strategies.fjord import FjORD
 from hpcfed.strategies.heterofl import HeteroFL
+from hpcfed.strategies.ifedavg import IFedAvg
 from hpcfed.strategies.superfed import SuperFed
 from hpcfed.supernet import Arch, ElasticResNet, SubnetSpec, cost
 from hpcfed.training import train_subnet
@@ -243,7 +244,8 @@ def test_heterofl_gives_the_widest_fitting_tier_and_scale_one_over_r():
 def test_make_strategy_by_name():
     space = tiny_space()
     expected = {"fedavg": FedAvg, "superfed": SuperFed, "heterofl": HeteroFL, "fedrolex": FedRolex,
-                "feddropout": FederatedDropout, "fedsup": FedSup, "efedsup": EFedSup, "fjord": FjORD}
+                "feddropout": FederatedDropout, "fedsup": FedSup, "efedsup": EFedSup, "fjord": FjORD,
+                "ifedavg": IFedAvg}
     assert set(STRATEGIES) == set(expected)
     for name, cls in expected.items():
         assert type(make_strategy(make_job(name=name), space)) is cls

@@ -150,12 +150,11 @@ class Strategy:
         """What the round did (per-task metrics, validation scores). The base rule stops the run
         early when the mean federated validation accuracy over the validated subnets has not
         improved by ``eval.min_delta`` for ``eval.patience`` validations (0 = never)."""
-        scores = outcome.validation()
+        rates = [correct / total for correct, total in outcome.validation().values() if total]
         patience = self.job.eval.patience
-        if not scores or not patience:
+        if not rates or not patience:
             return
-        accuracy = float(np.mean([c / t for c, t in scores.values() if t]) if any(t for _, t in scores.values())
-                         else 0.0)
+        accuracy = float(np.mean(rates))
         if accuracy > self.best_validation + self.job.eval.min_delta:
             self.best_validation, self.validations_since_best = accuracy, 0
         else:
