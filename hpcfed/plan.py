@@ -29,7 +29,8 @@ class Task:
     schedule: Schedule | None = None  # per-batch subnets; None = ``spec`` alone in every batch
     footprint: tuple[SubnetSpec, ...] = ()   # train: the specs whose union it updates and returns
     weight: float = 0.0              # normalised aggregation weight (train)
-    cost: float = 0.0                # predicted training MACs (for mapping tasks to workers)
+    cost: float = 0.0                # predicted MACs (for mapping tasks to workers)
+    seconds: float = 0.0             # train: predicted virtual round time of the client (hpcfed.devices)
     group: int = 0                   # train tasks of one group run together (hpcfed.batched) on one worker
 
     @property

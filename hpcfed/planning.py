@@ -49,8 +49,8 @@ class Planner:
         for j, i in enumerate(chosen):
             model, spec = assigned[i]
             schedule, macs = self.costs.local_work(r, slots[i], spec)
-            tasks.append(Task(j, TRAIN, slots[i].client, model, spec, schedule,
-                              self.strategy.footprint(spec, schedule), float(weights[i]), float(macs)))
+            tasks.append(Task(j, TRAIN, slots[i].client, model, spec, schedule, self.strategy.footprint(spec, schedule),
+                              float(weights[i]), float(macs), float(times[i])))
         tasks += self.validation_tasks(r, clock, len(tasks))
         tasks = assign_groups(tasks, job.train.batch_clients if self.strategy.batchable else 1)
         return RoundPlan(r, tuple(tasks)), Cohort(slots, assigned, times, kept, duration, weights, chosen)

@@ -44,7 +44,7 @@ def train_task(slot: int, client: int, spec, weight: float, model: int = 0, grou
     """A train task as the planner makes it (footprint: the spec's slice unless given)."""
     from hpcfed.plan import TRAIN, Task
     return Task(slot, TRAIN, client, model, spec, schedule, footprint or (spec,), weight, 1.0,
-                slot if group is None else group)
+                group=slot if group is None else group)
 
 
 def run_plan(host, round_index: int, tasks, models: dict):
