@@ -92,6 +92,7 @@ class EvalConfig:
     every: int = 5              # evaluate every this many rounds (and after the last)
     subnets: int = 5            # reference subnets from the smallest to the largest
     batch_size: int = 500
+    calibration_samples: int = 500   # training samples on which evaluation calibrates normalisation statistics (bn)
     val_every: int = 0          # federated validation every this many rounds (0 = none): sampled clients score
                                 # the reference subnets on their validation split (data.client_val_fraction)
     val_clients: int = 8        # clients sampled for each federated validation

@@ -52,6 +52,8 @@ def validate(job: JobConfig) -> None:
         check(_get(job, key) >= 1, key, _get(job, key), "an integer >= 1")
     check(job.seed >= 0, "seed", job.seed, "an integer >= 0")
     check(job.eval.val_every >= 0, "eval.val_every", job.eval.val_every, "an integer >= 0 (0 = no validation)")
+    check(job.eval.calibration_samples >= 1, "eval.calibration_samples", job.eval.calibration_samples,
+          "an integer >= 1")
     check(job.eval.val_clients >= 1, "eval.val_clients", job.eval.val_clients, "an integer >= 1")
     check(job.eval.patience >= 0, "eval.patience", job.eval.patience, "an integer >= 0 (0 = never stop early)")
     check(job.eval.min_delta >= 0, "eval.min_delta", job.eval.min_delta, "a number >= 0")

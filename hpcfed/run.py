@@ -92,6 +92,14 @@ def check_output(path: Path, overwrite: bool, resume: bool) -> None:
         raise HpcfedError(f"--out {str(path)!r}: folder {str(parent)!r} is not writable")
 
 
+def calibration_note(job: JobConfig, norm: str) -> str:
+    """How evaluation gets its normalisation statistics (the results file's ``calibration`` attribute)."""
+    if norm != "bn":
+        return f"none needed: {norm} normalisation keeps no statistics"
+    return (f"bn statistics per evaluated subnet from {job.eval.calibration_samples} training samples (whole clients "
+            f"in a seeded order, stream 6; clients scoring validation: their own training samples), then fixed")
+
+
 def peak_memory_mb() -> float:
     """This process's peak resident memory so far, in MiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -190,6 +198,7 @@ def _setup(comm: Comm, argv: list[str] | None) -> dict:
         subnets = [(s.arch.name, s.arch, c.macs, c.params, m) for (m, s), c in zip(references, costs)]
         attrs = {"config_yaml": job.to_yaml(), "strategy": job.strategy.name, "seed": job.seed,
                  "world_size": comm.size, "normalization": space.norm, "final_model_sha256": "",
+                 "calibration": calibration_note(job, space.norm),
                  "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
         ckpt, snapshot = checkpoint.checkpoint_path(out), None
         if args.resume:

@@ -26,6 +26,7 @@ from hpcfed.checkpoint import Snapshot
 from hpcfed.config import JobConfig
 from hpcfed.controller import Controller
 from hpcfed.data import FederatedData
+from hpcfed.data.splits import calibration_sample
 from hpcfed.devices import Population
 from hpcfed.evaluation import ReferenceEvaluation
 from hpcfed.interrupts import Interrupted
@@ -56,8 +57,9 @@ class Server:
         self.costs = Costs(job, model.space, strategy)
         self.planner = Planner(job, strategy, population, data.samples_per_client(),
                                data.validation_per_client(), self.costs)
+        calibration = calibration_sample(data, job.eval.calibration_samples, job.seed).to(device)
         self.evaluation = ReferenceEvaluation(model, strategy.references(), data.x_test.to(device),
-                                              data.y_test.to(device), job.eval.batch_size)
+                                              data.y_test.to(device), job.eval.batch_size, calibration)
         self.controller = Controller(job, strategy)
         self.progress, self.checkpoint_file = progress, checkpoint_file
         self.last_accuracy: np.ndarray | None = None

@@ -6,7 +6,8 @@ a model per client, so its memory is O(models x supernet + data), not O(clients)
 a group of them sharing a subnet, trained at once by hpcfed.batched) starts from its model's
 weights, runs the strategy's local rule with the client's own random stream and the plan's
 schedule, and adds ``w * theta`` over its footprint into the fixed-point sums (hpcfed.aggregate).
-An evaluate task scores its model's subnet on the client's validation split. Ranks >= 1 run
+An evaluate task scores its model's subnet on the client's validation split (statistics calibrated
+on the client's training samples, hpcfed.evaluation). Ranks >= 1 run
 :func:`serve`; in one process hpcfed.backend calls :meth:`ClientHost.run` directly.
 """
 from __future__ import annotations
@@ -15,12 +16,12 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from hpcfed import faults
 from hpcfed.aggregate import FIXED_LIMIT, add_term, to_fixed
 from hpcfed.comm import TAG_WEIGHTS, Comm
 from hpcfed.data import FederatedData
+from hpcfed.evaluation import calibrate, score
 from hpcfed.outcome import COLUMN, METRICS, FusedLayout
 from hpcfed.plan import TRAIN, RoundPlan, Task, needed_slices
 from hpcfed.seeding import torch_generator
@@ -76,17 +77,14 @@ class ClientHost:
         for task, (theta, loss, seen) in zip(members, results):
             self._record(fused, layout, round_index, task, theta.cpu(), loss, seen)
 
-    @torch.no_grad()
     def _evaluate(self, task: Task, layout: FusedLayout, fused: torch.Tensor) -> None:
-        """Score the task's model and subnet on its client's validation split (loss, correct, total)."""
+        """Score the task's model and subnet on its client's validation split (loss, correct, total),
+        with normalisation statistics calibrated on the client's own training samples."""
         self._load(task.model)
         x, y = self.data.client_validation(task.client)
-        loss, correct, batch = 0.0, 0, self.job.eval.batch_size
-        for start in range(0, len(y), batch):
-            xb, yb = x[start:start + batch].to(self.device), y[start:start + batch].to(self.device)
-            logits = self.model(xb, task.spec)
-            loss += float(F.cross_entropy(logits, yb, reduction="sum"))
-            correct += int((logits.argmax(dim=1) == yb).sum())
+        statistics = calibrate(self.model, task.spec, self.data.client_data(task.client)[0].to(self.device))
+        correct, loss = score(self.model, task.spec, x.to(self.device), y.to(self.device), self.job.eval.batch_size,
+                              statistics)
         row = torch.zeros(len(METRICS), dtype=torch.float64)
         row[COLUMN["loss_sum"]], row[COLUMN["correct"]], row[COLUMN["total"]] = loss, correct, len(y)
         layout.metrics(fused)[task.slot] = to_fixed(row)

@@ -15,7 +15,11 @@ with ``[seed, stream, ...]``, so adding a split never moves another one's number
 * stream 5, server validation of stored sets (:func:`server_validation_split`): a stratified share
   ``data.server_val_fraction`` of the training pool, after the test split and before partitioning,
   drawn from ``[seed, 5]``. Synthetic carves its server validation from the training samples of
-  the clients that hold the test set instead (see hpcfed.data.synthetic).
+  the clients that hold the test set instead (see hpcfed.data.synthetic);
+* stream 6, the calibration sample (:func:`calibration_sample`): the inputs of up to
+  ``eval.calibration_samples`` training samples, whole clients in an order drawn from ``[seed, 6]``,
+  on which evaluation calibrates normalisation statistics (hpcfed.evaluation); it reads only
+  training samples and takes nothing out of training.
 
 A fraction of 0 draws nothing, so every array is then that of a data set without the split.
 """
@@ -25,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from hpcfed.errors import DataError
 
@@ -32,6 +37,7 @@ TEST_STREAM = 1
 PARTITION_STREAM = 2
 CLIENT_VAL_STREAM = 4
 SERVER_VAL_STREAM = 5
+CALIBRATION_STREAM = 6
 
 
 def require(ok: bool, key: str, value: object, expected: str) -> None:
@@ -104,3 +110,19 @@ class ClientValidation:
         is_val = np.zeros(count, dtype=bool)
         is_val[np.random.default_rng([self.seed, CLIENT_VAL_STREAM, int(k)]).permutation(count)[:size]] = True
         return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def calibration_sample(data, count: int, seed: int) -> torch.Tensor:
+    """Inputs of up to ``count`` training samples of ``data`` (a FederatedData): the training samples
+    of whole clients, taken in a seeded random order until ``count`` are reached."""
+    order = np.random.default_rng([seed, CALIBRATION_STREAM]).permutation(data.num_clients)
+    counts = data.samples_per_client()
+    parts, have = [], 0
+    for client in order:
+        if have >= count:
+            break
+        if counts[client]:
+            x, _ = data.client_data(int(client))
+            parts.append(x[:count - have])
+            have += len(parts[-1])
+    return torch.cat(parts) if parts else data.x_test[:0]

@@ -17,13 +17,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from hpcfed.supernet.arch import Arch
-from hpcfed.supernet.norm import NORM_INIT, NORM_PARAMS, normalize
+from hpcfed.supernet.norm import NORM_INIT, NORM_PARAMS, NormStatistics, normalize
 from hpcfed.supernet.slicing import SubnetSpec, selections, slice_param
 from hpcfed.supernet.space import ResNetSpace
 
 
 def network_forward(p: dict[str, torch.Tensor], space: ResNetSpace, arch: Arch, x: torch.Tensor,
-                    scale: float = 1.0, groups: int = 1) -> torch.Tensor:
+                    scale: float = 1.0, groups: int = 1, statistics: NormStatistics | None = None) -> torch.Tensor:
     """Logits of the network with (already sliced) parameters ``p`` on ``x`` (B, C, H, W).
 
     Stem, the space's blocks (:data:`BLOCKS`, by ``space.kind``), global average pool, linear head.
@@ -31,8 +31,9 @@ def network_forward(p: dict[str, torch.Tensor], space: ResNetSpace, arch: Arch, 
     ``groups`` > 1 runs that many independent copies at once (hpcfed.batched): every parameter
     carries a leading copy dimension, ``x`` holds the copies' inputs side by side in its channels
     (B, groups x C, H, W), convolutions are grouped, and the logits come back as (B, groups, classes).
+    ``statistics`` collects or applies calibrated normalisation statistics (hpcfed.supernet.norm).
     """
-    layers = _Layers(p, space.norm, scale, groups)
+    layers = _Layers(p, space.norm, scale, groups, statistics)
     block = BLOCKS[space.kind]
     h = F.relu(layers.norm(layers.conv(x, "stem.conv"), "stem.norm"))      # (B, stem, H, W)
     for s, stride in enumerate(space.strides):
@@ -48,8 +49,9 @@ def network_forward(p: dict[str, torch.Tensor], space: ResNetSpace, arch: Arch, 
 class _Layers:
     """Convolution and normalisation by parameter name, for one network or ``groups`` stacked copies."""
 
-    def __init__(self, p: dict[str, torch.Tensor], norm: str, scale: float, groups: int):
-        self.p, self.norm_kind, self.scale, self.groups = p, norm, scale, groups
+    def __init__(self, p: dict[str, torch.Tensor], norm: str, scale: float, groups: int,
+                 statistics: NormStatistics | None = None):
+        self.p, self.norm_kind, self.scale, self.groups, self.statistics = p, norm, scale, groups, statistics
 
     def conv(self, h: torch.Tensor, name: str, stride: int = 1, depthwise: bool = False) -> torch.Tensor:
         w = self.p[name]
@@ -60,7 +62,7 @@ class _Layers:
 
     def norm(self, h: torch.Tensor, prefix: str) -> torch.Tensor:
         params = [self.p[f"{prefix}.{q}"].reshape(-1) for q in NORM_PARAMS[self.norm_kind]]
-        return normalize(self.norm_kind, h, params, self.groups)
+        return normalize(self.norm_kind, h, params, self.groups, prefix, self.statistics)
 
 
 def _basic_block(layers: _Layers, pre: str, h: torch.Tensor, stride: int, first: bool) -> torch.Tensor:
@@ -137,8 +139,9 @@ class ElasticResNet(nn.Module):
             _remember(self._plan_cache, spec, plan)
         return plan
 
-    def forward(self, x: torch.Tensor, spec: SubnetSpec, scale: float = 1.0) -> torch.Tensor:
-        return network_forward(self.sliced(spec), self.space, spec.arch, x, scale)
+    def forward(self, x: torch.Tensor, spec: SubnetSpec, scale: float = 1.0,
+                statistics: NormStatistics | None = None) -> torch.Tensor:
+        return network_forward(self.sliced(spec), self.space, spec.arch, x, scale, statistics=statistics)
 
     def flat_index(self, spec: SubnetSpec) -> torch.Tensor:
         """Positions in ``self.flat`` of the subnet's elements, in its storage order: strictly ascending (int64)."""
@@ -180,8 +183,8 @@ class Subnet(nn.Module):
         self.names = list(params)
         self.weights = nn.ParameterList(nn.Parameter(t) for t in params.values())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return network_forward(dict(zip(self.names, self.weights)), self.space, self.arch, x)
+    def forward(self, x: torch.Tensor, statistics: NormStatistics | None = None) -> torch.Tensor:
+        return network_forward(dict(zip(self.names, self.weights)), self.space, self.arch, x, statistics=statistics)
 
     def flat_values(self) -> torch.Tensor:
         return torch.cat([w.detach().reshape(-1) for w in self.weights])
