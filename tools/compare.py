@@ -16,88 +16,23 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-import time
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import yaml  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hpcfed.config import JobConfig, build_job  # noqa: E402
-from hpcfed.errors import ConfigError, HpcfedError  # noqa: E402
-from hpcfed.jobset import load_jobset  # noqa: E402
-from hpcfed.launch import mpirun, run_hpcfed  # noqa: E402
+from hpcfed.errors import HpcfedError  # noqa: E402
+from hpcfed.jobruns import reusable, run_method, select_jobs  # noqa: E402
+from hpcfed.launch import mpirun  # noqa: E402
 from hpcfed.report import COMPARISON_COLUMNS, comparison_rows, comparison_table  # noqa: E402
 from hpcfed.results import read_results  # noqa: E402
 
 TOTALS = {"client_macs": "client training MACs", "bytes_down": "bytes down", "bytes_up": "bytes up",
           "virtual_time_s": "virtual time to finish (s)"}
-
-
-def select_jobs(jobset: str, methods: str | None, overrides: list[str]) -> dict[str, JobConfig]:
-    """The chosen methods' checked jobs (``overrides`` applied after each method's own), in file order."""
-    mappings = load_jobset(jobset)
-    chosen = [m for m in methods.split(",") if m] if methods else list(mappings)
-    for label in chosen:
-        if label not in mappings:
-            raise ConfigError(f"--methods: {label!r} is not a method of {jobset!r}; accepted: {', '.join(mappings)}")
-    jobs = {}
-    for label in (m for m in mappings if m in chosen):
-        try:
-            jobs[label] = build_job(mappings[label], overrides)
-        except ConfigError as err:
-            raise ConfigError(f"{jobset!r}, method {label!r}: {err} (or leave the method out with --methods)") from None
-    if not jobs:
-        raise ConfigError(f"--methods {methods!r} names no method; accepted: {', '.join(mappings)}")
-    return jobs
-
-
-def reusable(path: Path, job: JobConfig) -> bool:
-    """Whether ``path`` holds a finished run of ``job``; False for no file or an unfinished run of it.
-    A file of another job (or not a results file) is an error: it is never replaced without --overwrite."""
-    if not path.exists():
-        return False
-    try:
-        attrs = read_results(path)["attrs"]
-        held = yaml.safe_load(attrs["config_yaml"])
-    except (OSError, KeyError, yaml.YAMLError) as err:
-        raise HpcfedError(f"{str(path)!r} exists and is not an hpcfed results file ({err}); "
-                          f"pass --overwrite to replace it or choose another --out") from None
-    key = first_difference(held, yaml.safe_load(job.to_yaml()))
-    if key is not None:
-        raise HpcfedError(f"{str(path)!r} holds a run of another job ({key} differs); "
-                          f"pass --overwrite to replace it or choose another --out")
-    return attrs.get("status") == "finished"
-
-
-def first_difference(a, b, prefix: str = "") -> str | None:
-    """The first dotted key whose value differs between two nested mappings, or None."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in [*a, *(k for k in b if k not in a)]:
-            found = first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
-            if found is not None:
-                return found
-        return None
-    return None if a == b else prefix.rstrip(".")
-
-
-def run_method(label: str, out: Path, ranks: int) -> None:
-    """Run ``out``/<label>.yaml into ``out``/<label>.h5, its output kept in <label>.log; a failed run ends the tool."""
-    job_file, results, log = out / f"{label}.yaml", out / f"{label}.h5", out / f"{label}.log"
-    start = time.perf_counter()
-    proc = run_hpcfed([str(job_file), "--out", str(results), "--overwrite"], ranks, cwd=Path.cwd())
-    log.write_text(proc.stdout + proc.stderr)
-    if proc.returncode:
-        lines = proc.stderr.replace("\0", "").strip().splitlines()
-        said = list(dict.fromkeys(line for line in lines if line.startswith("hpcfed:")))  # its own error lines
-        raise SystemExit(f"compare: error: method {label!r} failed (exit {proc.returncode}); finished methods are "
-                         f"kept in {str(out)!r}, its whole output in {str(log)!r}; it ended with:\n"
-                         + "\n".join((said or lines)[-10:]))
-    print(f"compare: {label}: done in {time.perf_counter() - start:.1f} s", flush=True)
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
