@@ -1,0 +1,199 @@
+"""Reproduce a paper's claim with hpcfed's own runs, over several seeds, beside the claim.
+
+    python tools/reproduce.py superfed-cost --seeds 3            # SuperFed against iFedAvg, k = 4 and 9
+    python tools/reproduce.py superfed-ablation --seeds 3        # MaxNet against its variants
+    python tools/reproduce.py efedsup --seeds 3                  # E-FedSup against FedSup
+    python tools/reproduce.py CLAIM --quick                      # a tiny size, end to end (CI)
+    python tools/reproduce.py --list
+
+Each claim is one or more job sets under jobs/reproduce/ (a base job and the methods compared,
+hpcfed/jobset.py), run for every setting of the claim and seed 0..N-1 into
+``--out``/<claim>/<setting>/seed<s>/ (finished runs of the same job are reused, hpcfed/jobruns.py).
+The tool prints, per setting, the paper's claim beside the measured value (mean and standard
+deviation over the seeds), and writes ``claim.csv`` (one row per setting and figure: mean, standard
+deviation, seeds, the paper's value) and ``claim.png`` (accuracy against MACs per method, mean and
+spread over the seeds) in ``--out``/<claim>/full (or quick)/; every run's own results file, job and
+log stay in its seed folder. ``--quick`` shrinks every job (few
+rounds, a tiny model and population) so CI can run a claim end to end in seconds; its numbers mean
+nothing. The measured tables and the commands behind them are in docs/reproduction.md.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from hpcfed.errors import HpcfedError  # noqa: E402
+from hpcfed.jobruns import reusable, run_method, select_jobs  # noqa: E402
+from hpcfed.launch import mpirun  # noqa: E402
+from hpcfed.report import comparison_rows  # noqa: E402
+from hpcfed.results import read_results  # noqa: E402
+
+JOBS = Path(__file__).resolve().parent.parent / "jobs" / "reproduce"
+QUICK = ["rounds=2", "clients.total=8", "clients.per_round=4", "train.local_epochs=1", "eval.every=2",
+         "model.stem=8", "model.widths=[8,16]", "data.deformed_test=100", "data.deformed_per_digit=1"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    paper: str                                   # what the paper claims, in one line
+    jobset: str                                  # file under jobs/reproduce/
+    settings: dict[str, tuple[list[str], str | None]]   # setting -> (overrides of every method, methods or None = all)
+    measure: Callable[[dict[str, list[dict]]], dict[str, float]]   # method -> rows -> named figures
+    claimed: dict[str, str] = field(default_factory=dict)           # figure -> the paper's value
+
+
+def cost_ratios(rows: dict[str, list[dict]]) -> dict[str, float]:
+    """SuperFed against the k FedAvg runs of its reference subnets: accuracy gaps and cost ratios."""
+    superfed = rows["superfed"]
+    alone = [rows[m][0] for m in rows if m.startswith("fedavg_ref")]
+    figures = {f"gap {r['subnet']}": 100 * (r["accuracy"] - a["accuracy"]) for r, a in zip(superfed, alone)}
+    figures["min gap (points)"] = min(figures.values())
+    figures["client MACs ratio"] = sum(a["client_macs"] for a in alone) / superfed[0]["client_macs"]
+    figures["bytes ratio"] = (sum(a["bytes_down"] + a["bytes_up"] for a in alone)
+                              / (superfed[0]["bytes_down"] + superfed[0]["bytes_up"]))
+    return figures
+
+
+def variant_accuracy(rows: dict[str, list[dict]]) -> dict[str, float]:
+    """Mean accuracy over the reference subnets, per variant, and each variant against MaxNet."""
+    mean = {m: 100 * float(np.mean([r["accuracy"] for r in rs])) for m, rs in rows.items()}
+    figures = {f"{m} mean acc (%)": v for m, v in mean.items()}
+    figures.update({f"{m} - maxnet (points)": v - mean["maxnet"] for m, v in mean.items() if m != "maxnet"})
+    return figures
+
+
+def efedsup_figures(rows: dict[str, list[dict]]) -> dict[str, float]:
+    fedsup, efedsup = rows["fedsup"], rows["efedsup"]
+    figures = {f"gap {e['subnet']}": 100 * (e["accuracy"] - f["accuracy"]) for f, e in zip(fedsup, efedsup)}
+    figures["bytes down ratio"] = fedsup[0]["bytes_down"] / efedsup[0]["bytes_down"]
+    figures["bytes up ratio"] = fedsup[0]["bytes_up"] / efedsup[0]["bytes_up"]
+    figures["client MACs ratio"] = fedsup[0]["client_macs"] / efedsup[0]["client_macs"]
+    return figures
+
+
+CLAIMS: dict[str, Claim | None] = {
+    "superfed-cost": Claim(
+        "SuperFed's k subnets match or beat k FedAvg runs at 9.43x lower client computation and "
+        "communication for k = 9 (CIFAR-10)", "superfed_cost.yaml",
+        {"k4": (["eval.subnets=4"], ",".join(["superfed", *(f"fedavg_ref{i}" for i in range(4))])),
+         "k9": (["eval.subnets=9"], None)}, cost_ratios,
+        {"min gap (points)": ">= 0 (no loss)", "client MACs ratio": "9.43x (k = 9)", "bytes ratio": "9.43x (k = 9)"}),
+    "superfed-ablation": Claim(
+        "plain overlap averaging is about 4 points below MaxNet; a fixed beta or beta0 = 0.5 loses 1.5-3 points",
+        "superfed_ablation.yaml",
+        {f"alpha{a}-{norm}": ([f"data.alpha={a}", f"model.norm={norm}"], None) for a in (100, 0.1) for norm in ("none", "bn")},
+        variant_accuracy,
+        {"uniform - maxnet (points)": "about -4", "fixed_beta - maxnet (points)": "-1.5 to -3",
+         "beta0_05 - maxnet (points)": "-1.5 to -3"}),
+    "efedsup": Claim(
+        "E-FedSup ships each client only a sub-model that fits it (fewer bytes) at comparable accuracy",
+        "efedsup.yaml", {"dirichlet0.5": ([], None)}, efedsup_figures,
+        {"bytes down ratio": "> 1 (fewer bytes)", "gap d2 e1 w1": "comparable"}),
+    "fednas-cost": None,      # FedNAS is not built yet (issue 12)
+    "distreal-tta": None,     # DISTREAL is not built yet (issue 13)
+}
+
+
+def run_setting(claim: Claim, setting: str, seed: int, out: Path, ranks: int, quick: bool) -> dict[str, list[dict]]:
+    """Run every method of the claim's job set for one setting and seed; comparison rows by method."""
+    overrides, methods = claim.settings[setting]
+    jobs = select_jobs(str(JOBS / claim.jobset), methods, [*overrides, f"seed={seed}", *(QUICK if quick else [])])
+    out.mkdir(parents=True, exist_ok=True)
+    rows = {}
+    for label, job in jobs.items():
+        if not reusable(out / f"{label}.h5", job):
+            (out / f"{label}.yaml").write_text(job.to_yaml())
+            run_method(label, out, ranks, tool="reproduce")
+        rows[label] = comparison_rows(label, read_results(out / f"{label}.h5"))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("claim", nargs="?", help=f"one of {', '.join(CLAIMS)}")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (default 1)")
+    parser.add_argument("--quick", action="store_true", help="a tiny size that runs in seconds (CI); numbers mean nothing")
+    parser.add_argument("--ranks", type=int, default=0, help="MPI ranks per run (0 = one process)")
+    parser.add_argument("--out", type=Path, default=Path("runs/reproduce"), help="folder of the runs (default runs/reproduce)")
+    parser.add_argument("--list", action="store_true", help="list the claims and exit")
+    args = parser.parse_args(argv)
+    if args.list or not args.claim:
+        for name, claim in CLAIMS.items():
+            print(f"{name:<18} {claim.paper if claim else 'not yet: the method is not built'}")
+        return 0
+    if args.claim not in CLAIMS:
+        print(f"reproduce: error: claim {args.claim!r}: accepted {', '.join(CLAIMS)}", file=sys.stderr)
+        return 2
+    claim = CLAIMS[args.claim]
+    if claim is None:
+        print(f"reproduce: error: claim {args.claim!r} needs a method hpcfed does not have yet; "
+              f"accepted now: {', '.join(n for n, c in CLAIMS.items() if c)}", file=sys.stderr)
+        return 2
+    if args.seeds < 1 or args.ranks < 0:
+        print(f"reproduce: error: --seeds {args.seeds} / --ranks {args.ranks}: accepted seeds >= 1, ranks >= 0",
+              file=sys.stderr)
+        return 2
+    folder = args.out / args.claim / ("quick" if args.quick else "full")
+    try:
+        if args.ranks:
+            mpirun()
+        measured = {s: [run_setting(claim, s, seed, folder / s / f"seed{seed}", args.ranks, args.quick)
+                        for seed in range(args.seeds)] for s in claim.settings}
+    except (HpcfedError, RuntimeError) as err:
+        print(f"reproduce: error: {err}", file=sys.stderr)
+        return 2
+    report(args.claim, claim, measured, folder)
+    return 0
+
+
+def report(name: str, claim: Claim, measured: dict[str, list[dict]], folder: Path) -> None:
+    """Print the claim beside the measured figures; write claim.csv and claim.png."""
+    print(f"\n{name}: the paper: {claim.paper}")
+    table = []
+    for setting, by_seed in measured.items():
+        figures = [claim.measure(rows) for rows in by_seed]
+        print(f"\n  setting {setting} ({len(by_seed)} seed{'s' if len(by_seed) > 1 else ''}):")
+        print(f"    {'figure':<36} {'measured mean':>14} {'std':>8}   paper")
+        for key in figures[0]:
+            values = np.array([f[key] for f in figures])
+            print(f"    {key:<36} {values.mean():>14.3f} {values.std():>8.3f}   {claim.claimed.get(key, '')}")
+            table.append({"setting": setting, "figure": key, "mean": values.mean(), "std": values.std(),
+                          "seeds": len(values), "paper": claim.claimed.get(key, "")})
+    with open(folder / "claim.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(table)
+    plot(name, measured, folder / "claim.png")
+    print(f"\nresults: {folder / 'claim.csv'}, {folder / 'claim.png'}")
+
+
+def plot(name: str, measured: dict[str, list[dict]], path: Path) -> None:
+    """Accuracy against forward MACs per method, mean over seeds with the spread as error bars."""
+    fig, axes = plt.subplots(1, len(measured), figsize=(5 * len(measured), 4), squeeze=False)
+    for ax, (setting, by_seed) in zip(axes[0], measured.items()):
+        for method in by_seed[0]:
+            macs = [r["subnet_macs"] for r in by_seed[0][method]]
+            acc = np.array([[100 * r["accuracy"] for r in rows[method]] for rows in by_seed])
+            ax.errorbar(macs, acc.mean(axis=0), yerr=acc.std(axis=0), marker="o", capsize=3, label=method)
+        ax.set(xscale="log", xlabel="forward MACs per sample", ylabel="test accuracy (%)", title=f"{name}: {setting}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
