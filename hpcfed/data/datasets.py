@@ -12,14 +12,13 @@ so the same arguments always give identical arrays.
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from hpcfed.data.cifar import read_cifar10
+from hpcfed.data.digits import read_digits
 from hpcfed.data.partition import PARTITIONS, partition_labels
 from hpcfed.data.splits import (
     PARTITION_STREAM,
@@ -160,19 +159,8 @@ def _normalise(x_train: np.ndarray, *others: np.ndarray) -> None:
 
 
 def _load_digits(test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
-    """Loads scikit-learn's 8x8 digits as float32 (N, 1, 8, 8) and splits off the test set.
-
-    The file that ``sklearn.datasets.load_digits`` reads is read directly: importing scikit-learn
-    costs most of a second on every rank.
-    """
-    spec = importlib.util.find_spec("sklearn")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError("data.name: 'digits' needs scikit-learn installed (its digits ship with it); "
-                        "expected `pip install scikit-learn`")
-    table = np.loadtxt(os.path.join(spec.submodule_search_locations[0], "datasets", "data", "digits.csv.gz"),
-                       delimiter=",")
-    x = table[:, :-1].reshape(-1, 1, 8, 8).astype(np.float32)
-    y = table[:, -1].astype(np.int64)
+    """scikit-learn's 8x8 digits as float32 (N, 1, 8, 8), the test set split off (stream 1)."""
+    x, y = read_digits()
     train, test = split_test_set(y, test_fraction, seed)
     return x[train], y[train], x[test], y[test]
 
