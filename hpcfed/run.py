@@ -22,6 +22,7 @@ from hpcfed.backend import MPIBackend, SerialBackend
 from hpcfed.comm import Comm, RankFailed, failure_message, install_abort_hook
 from hpcfed.config import JobConfig, load_job
 from hpcfed.data import FederatedData, load_federated_data
+from hpcfed.data.deformed import DeformedOptions
 from hpcfed.devices import Population
 from hpcfed.errors import HpcfedError
 from hpcfed.report import summary
@@ -152,9 +153,11 @@ def main(argv: list[str] | None = None, comm: Comm | None = None) -> int:
 def load_data(job: JobConfig) -> FederatedData:
     """The job's federated data set (``data`` section, ``clients.total``, ``seed``)."""
     d = job.data
+    deformed = DeformedOptions(d.image_size, d.deformed_per_digit, d.deformed_test, d.styles, d.deform_strength)
     return load_federated_data(d.name, d.path or None, d.partition, d.alpha, d.shards_per_client,
                                job.clients.total, d.test_fraction, job.seed, d.synthetic_alpha, d.synthetic_beta,
-                               d.synthetic_dim, d.synthetic_samples, d.client_val_fraction, d.server_val_fraction)
+                               d.synthetic_dim, d.synthetic_samples, d.client_val_fraction, d.server_val_fraction,
+                               deformed)
 
 
 def _setup(comm: Comm, argv: list[str] | None) -> dict:
