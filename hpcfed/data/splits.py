@@ -16,6 +16,10 @@ with ``[seed, stream, ...]``, so adding a split never moves another one's number
   ``data.server_val_fraction`` of the training pool, after the test split and before partitioning,
   drawn from ``[seed, 5]``. Synthetic carves its server validation from the training samples of
   the clients that hold the test set instead (see hpcfed.data.synthetic).
+* streams 6 and 7, deformed_digits' deformations of base-train digit ``d`` (``[seed, 6, d]``) and
+  of base-test digit ``d`` (``[seed, 7, d]``); its test split (stream 1), server validation
+  (stream 5) and partition (stream 2) are taken over the base digits, and its client validation
+  (stream 4) over each client's base digits (see hpcfed.data.deformed).
 
 A fraction of 0 draws nothing, so every array is then that of a data set without the split.
 """
