@@ -186,3 +186,11 @@ def test_tiny_run_finishes_and_bad_value_exits_2(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and "data.image_size" in lines[0], proc.stderr
     assert not (tmp_path / "bad.h5").exists()
+
+
+def test_job_file_holds_the_calibration_protocol():
+    job = load_job("jobs/deformed_digits.yaml")
+    assert job.data.name == "deformed_digits" and job.data.partition == "dirichlet" and job.data.alpha == 100
+    assert (job.clients.total, job.clients.per_round, job.devices.memory_mb) == (20, 8, (1000.0, 1000.0))
+    assert (job.train.local_epochs, job.train.batch_size, job.train.lr, job.train.clip_norm) == (5, 16, 0.1, 10.0)
+    assert job.strategy.name == "superfed"
