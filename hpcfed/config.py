@@ -44,7 +44,7 @@ class DevicesConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    name: str = "digits"        # digits | synthetic | cifar10
+    name: str = "digits"        # digits | synthetic | cifar10 | deformed_digits
     path: str = ""              # cifar10: the cifar-10-batches-py folder
     partition: str = "dirichlet"  # iid | dirichlet | shards | natural (synthetic)
     alpha: float = 0.5          # Dirichlet concentration over labels
@@ -56,6 +56,11 @@ class DataConfig:
     synthetic_samples: int = 0    # synthetic: samples per client (0 = FedProx's lognormal sizes)
     client_val_fraction: float = 0.0  # share of every client's samples kept out of training as its validation split
     server_val_fraction: float = 0.0  # share of the training pool held by the server as its validation split
+    image_size: int = 16          # deformed_digits: image side, 16 or 32 (the 8x8 base digits upsampled)
+    deformed_per_digit: int = 4   # deformed_digits: deformations a client holds of each base digit it owns
+    deformed_test: int = 2000     # deformed_digits: test samples (deformations of the base-test digits)
+    styles: int = 0               # deformed_digits: feature skew, client k gets style k mod styles (0 = none)
+    deform_strength: float = 1.0  # deformed_digits: multiplies every deformation magnitude (0 = clean digits)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "devices.availability": ("always", "stochastic", "trace"),
-    "data.name": ("digits", "synthetic", "cifar10"),
+    "data.name": ("digits", "synthetic", "cifar10", "deformed_digits"),
     "data.partition": ("iid", "dirichlet", "shards", "natural"),
     "model.space": ("resnet", "mobilenet"),
     "model.norm": ("none", "bn", "rms"),
@@ -83,6 +83,11 @@ def validate(job: JobConfig) -> None:
         check(getattr(job.data, key) >= 0, f"data.{key}", getattr(job.data, key), "a number >= 0")
     check(job.data.synthetic_dim >= 1, "data.synthetic_dim", job.data.synthetic_dim, "an integer >= 1")
     check(0 < job.data.test_fraction < 1, "data.test_fraction", job.data.test_fraction, "a number in (0, 1)")
+    check(job.data.image_size in (16, 32), "data.image_size", job.data.image_size, "16 | 32")
+    check(job.data.deformed_per_digit >= 1, "data.deformed_per_digit", job.data.deformed_per_digit, "an integer >= 1")
+    check(job.data.deformed_test >= 1, "data.deformed_test", job.data.deformed_test, "an integer >= 1")
+    check(job.data.styles >= 0, "data.styles", job.data.styles, "an integer >= 0 (0 = no styles)")
+    check(job.data.deform_strength >= 0, "data.deform_strength", job.data.deform_strength, "a number >= 0")
     d = job.devices
     for key in ("speed_macs_per_s", "memory_mb", "down_mbps", "up_mbps"):
         lo, hi = getattr(d, key)

@@ -22,6 +22,7 @@ from hpcfed.backend import MPIBackend, SerialBackend
 from hpcfed.comm import Comm, RankFailed, failure_message, install_abort_hook
 from hpcfed.config import JobConfig, load_job
 from hpcfed.data import FederatedData, load_federated_data
+from hpcfed.data.deformed import DeformedOptions
 from hpcfed.devices import Population
 from hpcfed.errors import HpcfedError
 from hpcfed.report import summary
@@ -97,7 +98,7 @@ def calibration_note(job: JobConfig, norm: str) -> str:
     if norm != "bn":
         return f"none needed: {norm} normalisation keeps no statistics"
     return (f"bn statistics per evaluated subnet from {job.eval.calibration_samples} training samples (whole clients "
-            f"in a seeded order, stream 6; clients scoring validation: their own training samples), then fixed")
+            f"in a seeded order, stream 8; clients scoring validation: their own training samples), then fixed")
 
 
 def peak_memory_mb() -> float:
@@ -160,9 +161,11 @@ def main(argv: list[str] | None = None, comm: Comm | None = None) -> int:
 def load_data(job: JobConfig) -> FederatedData:
     """The job's federated data set (``data`` section, ``clients.total``, ``seed``)."""
     d = job.data
+    deformed = DeformedOptions(d.image_size, d.deformed_per_digit, d.deformed_test, d.styles, d.deform_strength)
     return load_federated_data(d.name, d.path or None, d.partition, d.alpha, d.shards_per_client,
                                job.clients.total, d.test_fraction, job.seed, d.synthetic_alpha, d.synthetic_beta,
-                               d.synthetic_dim, d.synthetic_samples, d.client_val_fraction, d.server_val_fraction)
+                               d.synthetic_dim, d.synthetic_samples, d.client_val_fraction, d.server_val_fraction,
+                               deformed)
 
 
 def _setup(comm: Comm, argv: list[str] | None) -> dict:

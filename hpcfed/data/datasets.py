@@ -12,14 +12,14 @@ so the same arguments always give identical arrays.
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from hpcfed.data.cifar import read_cifar10
+from hpcfed.data.digits import read_digits
 from hpcfed.data.partition import PARTITIONS, partition_labels
 from hpcfed.data.splits import (
     PARTITION_STREAM,
@@ -33,9 +33,12 @@ from hpcfed.data.splits import (
 from hpcfed.data.synthetic import TEST_CLIENTS, SyntheticClients
 from hpcfed.errors import DataError
 
-DATASETS = ("digits", "synthetic", "cifar10")
+if TYPE_CHECKING:
+    from hpcfed.data.deformed import DeformedOptions
+
+DATASETS = ("digits", "synthetic", "cifar10", "deformed_digits")
 NATURAL = "natural"
-NUM_CLASSES = 10  # digits, synthetic and cifar10 all have ten classes
+NUM_CLASSES = 10  # every data set has ten classes
 _STATS_CHUNK = 1 << 22  # values per chunk when computing channel statistics
 
 
@@ -160,19 +163,8 @@ def _normalise(x_train: np.ndarray, *others: np.ndarray) -> None:
 
 
 def _load_digits(test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
-    """Loads scikit-learn's 8x8 digits as float32 (N, 1, 8, 8) and splits off the test set.
-
-    The file that ``sklearn.datasets.load_digits`` reads is read directly: importing scikit-learn
-    costs most of a second on every rank.
-    """
-    spec = importlib.util.find_spec("sklearn")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError("data.name: 'digits' needs scikit-learn installed (its digits ship with it); "
-                        "expected `pip install scikit-learn`")
-    table = np.loadtxt(os.path.join(spec.submodule_search_locations[0], "datasets", "data", "digits.csv.gz"),
-                       delimiter=",")
-    x = table[:, :-1].reshape(-1, 1, 8, 8).astype(np.float32)
-    y = table[:, -1].astype(np.int64)
+    """scikit-learn's 8x8 digits as float32 (N, 1, 8, 8), the test set split off (stream 1)."""
+    x, y = read_digits()
     train, test = split_test_set(y, test_fraction, seed)
     return x[train], y[train], x[test], y[test]
 
@@ -195,8 +187,8 @@ def _check_arguments(
     if name != "cifar10":
         accepted = "a number strictly between 0 and 1"
         require(0 < test_fraction < 1, "data.test_fraction", test_fraction, accepted)
-    if name == "digits":
-        require(not path, "data.path", path, "no path: digits ships with scikit-learn")
+    if name in ("digits", "deformed_digits"):
+        require(not path, "data.path", path, f"no path: {name} is made from scikit-learn's digits")
     if name == "synthetic":
         require(not path, "data.path", path, "no path: synthetic is generated")
 
@@ -216,13 +208,15 @@ def load_federated_data(
     synthetic_samples: int = 0,
     client_val_fraction: float = 0.0,
     server_val_fraction: float = 0.0,
+    deformed: DeformedOptions | None = None,
 ) -> FederatedData:
     """Loads (or generates) a data set, normalises it and partitions it over ``num_clients`` clients.
 
     Args:
-        name: ``digits``, ``synthetic`` or ``cifar10``.
+        name: ``digits``, ``synthetic``, ``cifar10`` or ``deformed_digits`` (hpcfed.data.deformed).
         path: the ``cifar-10-batches-py`` folder for cifar10; must be empty for the others.
-        partition: ``iid``, ``dirichlet`` or ``shards`` (digits, cifar10); ``natural`` (synthetic).
+        partition: ``iid``, ``dirichlet`` or ``shards`` (stored sets and deformed_digits' base digits);
+            ``natural`` (synthetic).
         alpha: Dirichlet concentration for ``dirichlet``.
         shards_per_client: shards per client for ``shards``.
         num_clients: number of clients.
@@ -234,6 +228,7 @@ def load_federated_data(
         synthetic_samples: samples per Synthetic client; 0 draws FedProx's lognormal sizes.
         client_val_fraction: share of every client's samples kept out of its training for validation.
         server_val_fraction: share of the training samples held by the server for validation.
+        deformed: deformed_digits' options (default: :class:`DeformedOptions`'s defaults).
 
     Raises:
         DataError: for an unknown name or partition, bad numbers, or a missing or malformed file.
@@ -250,6 +245,10 @@ def load_federated_data(
         generator = SyntheticClients(num_clients, synthetic_alpha, synthetic_beta, synthetic_dim,
                                      synthetic_samples, test_fraction, server_val_fraction, seed)
         return _synthetic(generator, test_fraction, server_val_fraction, client_split)
+    if name == "deformed_digits":
+        from hpcfed.data.deformed import DeformedOptions, load_deformed  # it subclasses FederatedData
+        return load_deformed(deformed or DeformedOptions(), partition, alpha, shards_per_client, num_clients,
+                             test_fraction, seed, server_val_fraction, client_split)
     if name == "digits":
         x_train, y_train, x_test, y_test = _load_digits(test_fraction, seed)
     else:

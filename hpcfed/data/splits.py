@@ -16,8 +16,12 @@ with ``[seed, stream, ...]``, so adding a split never moves another one's number
   ``data.server_val_fraction`` of the training pool, after the test split and before partitioning,
   drawn from ``[seed, 5]``. Synthetic carves its server validation from the training samples of
   the clients that hold the test set instead (see hpcfed.data.synthetic);
-* stream 6, the calibration sample (:func:`calibration_sample`): the inputs of up to
-  ``eval.calibration_samples`` training samples, whole clients in an order drawn from ``[seed, 6]``,
+* streams 6 and 7, deformed_digits' deformations of base-train digit ``d`` (``[seed, 6, d]``) and
+  of base-test digit ``d`` (``[seed, 7, d]``); its test split (stream 1), server validation
+  (stream 5) and partition (stream 2) are taken over the base digits, and its client validation
+  (stream 4) over each client's base digits (see hpcfed.data.deformed);
+* stream 8, the calibration sample (:func:`calibration_sample`): the inputs of up to
+  ``eval.calibration_samples`` training samples, whole clients in an order drawn from ``[seed, 8]``,
   on which evaluation calibrates normalisation statistics (hpcfed.evaluation); it reads only
   training samples and takes nothing out of training.
 
@@ -37,7 +41,7 @@ TEST_STREAM = 1
 PARTITION_STREAM = 2
 CLIENT_VAL_STREAM = 4
 SERVER_VAL_STREAM = 5
-CALIBRATION_STREAM = 6
+CALIBRATION_STREAM = 8
 
 
 def require(ok: bool, key: str, value: object, expected: str) -> None:
