@@ -77,6 +77,7 @@ def variant_accuracy(rows: dict[str, list[dict]]) -> dict[str, float]:
 def efedsup_figures(rows: dict[str, list[dict]]) -> dict[str, float]:
     fedsup, efedsup = rows["fedsup"], rows["efedsup"]
     figures = {f"gap {e['subnet']}": 100 * (e["accuracy"] - f["accuracy"]) for f, e in zip(fedsup, efedsup)}
+    figures["largest subnet gap (points)"] = 100 * (efedsup[-1]["accuracy"] - fedsup[-1]["accuracy"])
     figures["bytes down ratio"] = fedsup[0]["bytes_down"] / efedsup[0]["bytes_down"]
     figures["bytes up ratio"] = fedsup[0]["bytes_up"] / efedsup[0]["bytes_up"]
     figures["client MACs ratio"] = fedsup[0]["client_macs"] / efedsup[0]["client_macs"]
@@ -100,16 +101,16 @@ CLAIMS: dict[str, Claim | None] = {
     "efedsup": Claim(
         "E-FedSup ships each client only a sub-model that fits it (fewer bytes) at comparable accuracy",
         "efedsup.yaml", {"dirichlet0.5": ([], None)}, efedsup_figures,
-        {"bytes down ratio": "> 1 (fewer bytes)", "gap d2 e1 w1": "comparable"}),
+        {"bytes down ratio": "> 1 (fewer bytes)", "largest subnet gap (points)": "comparable (no public numbers)"}),
     "fednas-cost": None,      # FedNAS is not built yet (issue 12)
     "distreal-tta": None,     # DISTREAL is not built yet (issue 13)
 }
 
 
-def run_setting(claim: Claim, setting: str, seed: int, out: Path, ranks: int, quick: bool) -> dict[str, list[dict]]:
+def run_setting(claim: Claim, setting: str, seed: int, out: Path, ranks: int, extra: list[str]) -> dict[str, list[dict]]:
     """Run every method of the claim's job set for one setting and seed; comparison rows by method."""
     overrides, methods = claim.settings[setting]
-    jobs = select_jobs(str(JOBS / claim.jobset), methods, [*overrides, f"seed={seed}", *(QUICK if quick else [])])
+    jobs = select_jobs(str(JOBS / claim.jobset), methods, [*overrides, f"seed={seed}", *extra])
     out.mkdir(parents=True, exist_ok=True)
     rows = {}
     for label, job in jobs.items():
@@ -127,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a tiny size that runs in seconds (CI); numbers mean nothing")
     parser.add_argument("--ranks", type=int, default=0, help="MPI ranks per run (0 = one process)")
     parser.add_argument("--out", type=Path, default=Path("runs/reproduce"), help="folder of the runs (default runs/reproduce)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a job field of every run, e.g. --set rounds=10 (repeatable; after --quick's)")
     parser.add_argument("--list", action="store_true", help="list the claims and exit")
     args = parser.parse_args(argv)
     if args.list or not args.claim:
@@ -149,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.ranks:
             mpirun()
-        measured = {s: [run_setting(claim, s, seed, folder / s / f"seed{seed}", args.ranks, args.quick)
+        extra = [*(QUICK if args.quick else []), *args.overrides]
+        measured = {s: [run_setting(claim, s, seed, folder / s / f"seed{seed}", args.ranks, extra)
                         for seed in range(args.seeds)] for s in claim.settings}
     except (HpcfedError, RuntimeError) as err:
         print(f"reproduce: error: {err}", file=sys.stderr)
@@ -180,13 +184,17 @@ def report(name: str, claim: Claim, measured: dict[str, list[dict]], folder: Pat
 
 
 def plot(name: str, measured: dict[str, list[dict]], path: Path) -> None:
-    """Accuracy against forward MACs per method, mean over seeds with the spread as error bars."""
+    """Accuracy against forward MACs per method, mean over seeds with the spread as error bars; the
+    k FedAvg runs of iFedAvg (methods fedavg_ref<i>) form one line."""
     fig, axes = plt.subplots(1, len(measured), figsize=(5 * len(measured), 4), squeeze=False)
     for ax, (setting, by_seed) in zip(axes[0], measured.items()):
+        lines: dict[str, list[str]] = {}
         for method in by_seed[0]:
-            macs = [r["subnet_macs"] for r in by_seed[0][method]]
-            acc = np.array([[100 * r["accuracy"] for r in rows[method]] for rows in by_seed])
-            ax.errorbar(macs, acc.mean(axis=0), yerr=acc.std(axis=0), marker="o", capsize=3, label=method)
+            lines.setdefault("iFedAvg" if method.startswith("fedavg_ref") else method, []).append(method)
+        for label, methods in lines.items():
+            macs = [r["subnet_macs"] for m in methods for r in by_seed[0][m]]
+            acc = np.array([[100 * r["accuracy"] for m in methods for r in rows[m]] for rows in by_seed])
+            ax.errorbar(macs, acc.mean(axis=0), yerr=acc.std(axis=0), marker="o", capsize=3, label=label)
         ax.set(xscale="log", xlabel="forward MACs per sample", ylabel="test accuracy (%)", title=f"{name}: {setting}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hpcfed.config_checks import check
+from hpcfed.errors import ConfigError
 from hpcfed.strategies.base import Strategy, StrategyOptions, fit_or_none
 from hpcfed.supernet import Arch, SubnetSpec
 
@@ -26,7 +27,12 @@ def named_arch(strategy: Strategy, name: str) -> Arch:
         return strategy.space.largest()
     if name == "smallest":
         return strategy.space.smallest()
-    return strategy.space.references(strategy.job.eval.subnets)[int(name[3:])]
+    references = strategy.space.references(strategy.job.eval.subnets)
+    if int(name[3:]) >= len(references):
+        raise ConfigError(f"strategy.{strategy.name}: architecture {name!r}: this space has {len(references)} distinct "
+                          f"reference subnets for eval.subnets = {strategy.job.eval.subnets} (ref0..ref{len(references) - 1});"
+                          f" give more model choices or fewer eval.subnets")
+    return references[int(name[3:])]
 
 
 @dataclass(frozen=True)
