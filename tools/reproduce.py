@@ -107,9 +107,13 @@ CLAIMS: dict[str, Claim | None] = {
 }
 
 
-def run_setting(claim: Claim, setting: str, seed: int, out: Path, ranks: int, extra: list[str]) -> dict[str, list[dict]]:
-    """Run every method of the claim's job set for one setting and seed; comparison rows by method."""
+def run_setting(claim: Claim, setting: str, seed: int, out: Path, ranks: int, extra: list[str],
+                only: str | None) -> dict[str, list[dict]]:
+    """Run the methods of the claim's job set for one setting and seed (``only``: a comma-separated
+    subset); comparison rows by method."""
     overrides, methods = claim.settings[setting]
+    if only:
+        methods = ",".join(m for m in only.split(",") if not methods or m in methods.split(",")) or "-"
     jobs = select_jobs(str(JOBS / claim.jobset), methods, [*overrides, f"seed={seed}", *extra])
     out.mkdir(parents=True, exist_ok=True)
     rows = {}
@@ -130,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/reproduce"), help="folder of the runs (default runs/reproduce)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a job field of every run, e.g. --set rounds=10 (repeatable; after --quick's)")
+    parser.add_argument("--settings", help="comma-separated settings of the claim to run (default: all)")
+    parser.add_argument("--methods", help="comma-separated methods to run (default: all the setting has)")
     parser.add_argument("--list", action="store_true", help="list the claims and exit")
     args = parser.parse_args(argv)
     if args.list or not args.claim:
@@ -153,8 +159,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.ranks:
             mpirun()
         extra = [*(QUICK if args.quick else []), *args.overrides]
-        measured = {s: [run_setting(claim, s, seed, folder / s / f"seed{seed}", args.ranks, extra)
-                        for seed in range(args.seeds)] for s in claim.settings}
+        settings = args.settings.split(",") if args.settings else list(claim.settings)
+        unknown = [s for s in settings if s not in claim.settings]
+        if unknown:
+            raise HpcfedError(f"--settings: {unknown[0]!r} is not a setting of {args.claim}; "
+                              f"accepted: {', '.join(claim.settings)}")
+        measured = {s: [run_setting(claim, s, seed, folder / s / f"seed{seed}", args.ranks, extra, args.methods)
+                        for seed in range(args.seeds)] for s in settings}
     except (HpcfedError, RuntimeError) as err:
         print(f"reproduce: error: {err}", file=sys.stderr)
         return 2
