@@ -42,7 +42,7 @@ def options_class(name: str) -> type[StrategyOptions]:
 class StrategyConfig:
     """The method and its options; ``options`` None (the default) means the method's defaults."""
 
-    name: str = DEFAULT_METHOD   # fedavg | superfed | heterofl | fedrolex | feddropout | fedsup | efedsup | fjord
+    name: str = DEFAULT_METHOD   # a name of hpcfed.strategies.STRATEGIES (superfed, fedavg, ifedavg, ...)
     options: StrategyOptions = None   # type: ignore[assignment]  # an instance of the method's Options
 
     def __post_init__(self):

@@ -45,12 +45,15 @@ class ClientHost:
         groups: dict[int, list[Task]] = {}
         for task in tasks:
             groups.setdefault(task.group, []).append(task)
+        evaluations: dict[int, list[Task]] = {}   # client -> its evaluate tasks (its data is read once)
         for members in groups.values():
             if members[0].kind == TRAIN:
                 self._train(round_index, members, layout, fused)
             else:
                 for task in members:
-                    self._evaluate(task, layout, fused)
+                    evaluations.setdefault(task.client, []).append(task)
+        for client, scored in evaluations.items():
+            self._evaluate(client, scored, layout, fused)
         layout.rank_seconds(fused)[rank] = to_fixed(torch.tensor(time.perf_counter() - started))
         return fused.numpy()
 
@@ -62,6 +65,7 @@ class ClientHost:
         for task in members:
             faults.before_training(self.job.faults, round_index, task.client)
         self._load(members[0].model)
+        index = self._index(members[0].footprint)   # a group shares its spec, hence its footprint
         xs, ys = zip(*(self.data.client_data(t.client) for t in members))
         generators = [torch_generator(self.job.seed, "train", round_index, t.client) for t in members]
         if len(members) > 1:
@@ -73,35 +77,33 @@ class ClientHost:
             task = members[0]
             loss, seen = self.strategy.train_client(self.model, task.spec, xs[0].to(self.device),
                                                     ys[0].to(self.device), generators[0], task.schedule)
-            results = [(self.model.flat.detach()[self._device_index(task.footprint)], loss, seen)]
+            on_device = index if isinstance(index, slice) else index.to(self.device)
+            results = [(self.model.flat.detach()[on_device], loss, seen)]
         for task, (theta, loss, seen) in zip(members, results):
-            self._record(fused, layout, round_index, task, theta.cpu(), loss, seen)
+            self._record(fused, layout, round_index, task, index, theta.cpu(), loss, seen)
 
-    def _evaluate(self, task: Task, layout: FusedLayout, fused: torch.Tensor) -> None:
-        """Score the task's model and subnet on its client's validation split (loss, correct, total),
+    def _evaluate(self, client: int, tasks: list[Task], layout: FusedLayout, fused: torch.Tensor) -> None:
+        """Score each task's model and subnet on the client's validation split (loss, correct, total),
         with normalisation statistics calibrated on the client's own training samples."""
-        self._load(task.model)
-        x, y = self.data.client_validation(task.client)
-        statistics = calibrate(self.model, task.spec, self.data.client_data(task.client)[0].to(self.device))
-        correct, loss = score(self.model, task.spec, x.to(self.device), y.to(self.device), self.job.eval.batch_size,
-                              statistics)
-        row = torch.zeros(len(METRICS), dtype=torch.float64)
-        row[COLUMN["loss_sum"]], row[COLUMN["correct"]], row[COLUMN["total"]] = loss, correct, len(y)
-        layout.metrics(fused)[task.slot] = to_fixed(row)
-
-    def _device_index(self, footprint) -> torch.Tensor | slice:
-        index = self._index(footprint)
-        return index if isinstance(index, slice) else index.to(self.device)
+        x, y = (t.to(self.device) for t in self.data.client_validation(client))
+        calibration = self.data.client_data(client)[0].to(self.device)
+        for task in tasks:
+            self._load(task.model)
+            statistics = calibrate(self.model, task.spec, calibration)
+            correct, loss = score(self.model, task.spec, x, y, self.job.eval.batch_size, statistics)
+            row = torch.zeros(len(METRICS), dtype=torch.float64)
+            row[COLUMN["loss_sum"]], row[COLUMN["correct"]], row[COLUMN["total"]] = loss, correct, len(y)
+            layout.metrics(fused)[task.slot] = to_fixed(row)
 
     def _index(self, footprint) -> torch.Tensor | slice:
         """The footprint's flat positions; ``slice(None)`` when it covers everything (they ascend)."""
         index = self.model.union_index(footprint)
         return slice(None) if len(index) == self.model.num_params else index
 
-    def _record(self, fused: torch.Tensor, layout: FusedLayout, round_index: int, task: Task, theta: torch.Tensor,
-                loss: float, seen: int) -> None:
-        """Check one client's update and add it to its model's sums (rejected updates only count)."""
-        index = self._index(task.footprint)
+    def _record(self, fused: torch.Tensor, layout: FusedLayout, round_index: int, task: Task,
+                index: torch.Tensor | slice, theta: torch.Tensor, loss: float, seen: int) -> None:
+        """Check one client's update over its footprint's positions ``index`` and add it to its model's
+        sums (rejected updates only count)."""
         start = self.bases[task.model][index]
         theta = faults.corrupt_update(self.job.faults, round_index, task.client, theta, start)
         ok = seen == 0 or _is_sane(loss, theta, start, self.job.train.max_update_ratio)
