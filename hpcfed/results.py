@@ -21,6 +21,8 @@ Layout (units and descriptions are attributes of every dataset)::
     eval/subnet_names, eval/subnet_macs, eval/subnet_params, eval/subnet_archs, eval/subnet_models
                       (S,) per reference subnet (subnet_models: the model it belongs to)
     architectures/json  (A,) JSON of every architecture that arch_id columns refer to
+    models/<id>       (P,) float32 final weights of every model the run held, written when it finishes
+                      (the whole supernet: tools/search.py and tools/export.py read them, hpcfed.trained)
 
 ``status`` is ``failed`` after an error or SIGTERM (with an ``error`` attribute), ``interrupted``
 after SIGUSR1; both are resumable from the last checkpoint with ``--resume``, which cuts every
@@ -175,6 +177,15 @@ class ResultsWriter:
                 parts.clear()
         self.file.flush()
         self.written_at = time.monotonic()
+
+    def save_models(self, models: dict) -> None:
+        """Write every model's final float32 weights as ``models/<id>`` (replacing older ones)."""
+        if "models" in self.file:
+            del self.file["models"]
+        group = self.file.create_group("models")
+        group.attrs["description"] = "final float32 weights of every model (the whole supernet vector)"
+        for model_id, weights in sorted(models.items()):
+            group.create_dataset(str(model_id), data=np.asarray(weights, dtype=np.float32))
 
     def close(self, status: str, **attrs: Any) -> None:
         if not self.file.id.valid:

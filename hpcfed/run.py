@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None, comm: Comm | None = None) -> int:
     except BaseException as err:
         writer.close("failed", error=failure_message(comm, err))
         raise
+    writer.save_models({m: w.numpy() for m, w in server.models.items()})
     writer.close("finished", final_model_sha256=digest, stop_reason=server.stopped, rounds_played=server.next_round,
                  peak_rss_mb=comm.gather(peak_memory_mb()))
     print(summary(read_results(setup["out"])), flush=True)

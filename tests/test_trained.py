@@ -1,0 +1,43 @@
+"""A finished run reopened as a trained supernet (hpcfed.trained): what tools/search.py and
+tools/export.py build on."""
+from __future__ import annotations
+
+import hashlib
+
+import h5py
+import numpy as np
+import pytest
+
+from hpcfed.errors import HpcfedError
+from hpcfed.evaluation import evaluate
+from hpcfed.trained import open_run
+from tests.launch import TINY, run_hpcfed
+
+
+def test_a_finished_run_reopens_with_its_final_weights_and_scores_as_its_own_evaluation(tmp_path):
+    out = tmp_path / "run.h5"
+    proc = run_hpcfed([*TINY, "--out", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    run = open_run(out)
+    with h5py.File(out, "r") as f:
+        reported = f["eval/accuracy"][-1]
+        digest = f.attrs["final_model_sha256"]
+    assert hashlib.sha256(run.models[0].tobytes()).hexdigest() == digest
+    data = run.data()
+    network = run.network(run.space(data))
+    accuracy = evaluate(network, run.reference_specs(), data.x_test, data.y_test, 7, run.calibration(data))
+    np.testing.assert_array_equal(accuracy, reported)
+
+
+def test_files_that_hold_no_trained_supernet_are_refused_in_one_line(tmp_path):
+    with pytest.raises(HpcfedError, match="does not exist"):
+        open_run(tmp_path / "missing.h5")
+    (tmp_path / "text.h5").write_text("not hdf5")
+    with pytest.raises(HpcfedError, match="cannot be read as HDF5"):
+        open_run(tmp_path / "text.h5")
+    with h5py.File(tmp_path / "running.h5", "w") as f:
+        f.attrs["config_yaml"] = "rounds: 1\n"
+        f.attrs["status"] = "running"
+        f.create_group("eval")
+    with pytest.raises(HpcfedError, match="holds no trained supernet"):
+        open_run(tmp_path / "running.h5")
