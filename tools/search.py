@@ -51,7 +51,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("run", type=Path, help="a finished run's results file (python -m hpcfed.run --out RUN.h5)")
     p.add_argument("--macs", type=float, required=True, help="budget: forward MACs per sample, e.g. 2.4e6")
     p.add_argument("--params", type=float, help="budget: parameters (default: no limit)")
-    p.add_argument("--objective", default="pareto", help="pareto (the whole front, default) | best (its most accurate member)")
+    p.add_argument("--objective", default="pareto",
+                   help="pareto (the whole front, default) | best (its most accurate member)")
     p.add_argument("--population", type=int, default=32, help="architectures per generation (default 32)")
     p.add_argument("--generations", type=int, default=10, help="generations after the initial population (default 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice of the search (default 0)")
