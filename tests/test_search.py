@@ -7,6 +7,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -208,3 +209,24 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(trained, tmp_path, monk
         err = capsys.readouterr().err
         assert err.startswith("search: error: ") and message in err and err.count("\n") == 1, (argv, err)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_without_a_server_split_candidates_are_scored_on_client_splits_or_training_samples_outside_calibration(
+        trained):
+    run = open_run(trained[0])
+    data = run.data()
+    x, y, source = post_search.validation_set(run, data)
+    assert x is data.x_val and y is data.y_val and source.startswith("server validation split")
+    with_clients = replace(run, job=replace(run.job, data=replace(run.job.data, server_val_fraction=0.0,
+                                                                  client_val_fraction=0.2)))
+    data = with_clients.data()
+    x, y, source = post_search.validation_set(with_clients, data)
+    pooled = {bytes(row.numpy()) for k in range(data.num_clients) for row in data.client_validation(k)[0]}
+    assert len(y) == min(post_search.FALLBACK_SAMPLES, len(pooled)) and {bytes(r.numpy()) for r in x} <= pooled
+    assert source.startswith("client validation splits")
+    bare = replace(run, job=replace(run.job, data=replace(run.job.data, server_val_fraction=0.0)))
+    data = bare.data()
+    x, y, source = post_search.validation_set(bare, data)
+    calibration = {bytes(r.numpy()) for r in bare.calibration(data)}
+    assert 0 < len(y) <= post_search.FALLBACK_SAMPLES and not calibration & {bytes(r.numpy()) for r in x}
+    assert "optimistic" in source and "server_val_fraction > 0" in source
