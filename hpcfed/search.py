@@ -10,8 +10,8 @@ architectures -> their validation accuracies) and counts costs analytically (hpc
   and a width. A space that ties a stage's expands to one value (mobilenet: the stage's channel
   ratio) rejects unequal ones; decoding then gives the whole stage its first block's expand.
 * Objectives: minimise 1 - accuracy and MACs; constraints: MACs <= budget, params <= budget.
-* Initial population: the reference subnets under the budget (largest first), then distinct random
-  architectures of the space under the budget (rejection sampling), then any distinct ones.
+* Initial population: the reference subnets under the budget (largest first), the smallest subnet,
+  then distinct random architectures of the space under the budget (rejection sampling), then any.
 * Parents: drawn uniformly from the best quarter of the population by NSGA-II's order
   (feasibility, front, crowding), SuperFed's and Once-for-All's parent ratio of 0.25.
 * Child: with probability 0.5 the uniform crossover of two parents, else a copy of one; then every
@@ -238,6 +238,8 @@ def nsga2_search(space: ResNetSpace, score: Score, budget: Budget, references: l
     scored = problem.candidates([arch for _, arch in references])
     fitting = [(name, c) for (name, _), c in zip(references, scored) if budget.fits(c.macs, c.params)]
     seeds = [c.arch for _, c in sorted(fitting, key=lambda nc: -nc[1].macs)]
+    smallest = cost(space, space.smallest())
+    seeds += [space.smallest()] if budget.fits(smallest.macs, smallest.params) else []
     algorithm = NSGA2(pop_size=population, sampling=_InitialPopulation(genome, seeds, budget),
                       selection=_ParentPool(), crossover=_UniformCrossover(), mutation=_Redraw(genome),
                       eliminate_duplicates=_SameArch(genome))
