@@ -23,6 +23,13 @@ Layout (units and descriptions are attributes of every dataset)::
     architectures/json  (A,) JSON of every architecture that arch_id columns refer to
     models/<id>       (P,) float32 final weights of every model the run held, written when it finishes
                       (the whole supernet: tools/search.py and tools/export.py read them, hpcfed.trained)
+    post_search/      written by tools/search.py (hpcfed.post_search), replacing an older search's: (F,) the
+                      front found under a budget: name, arch (JSON), macs, params, val_accuracy (what the
+                      search decided on), test_accuracy (computed once afterwards, reporting only); the same
+                      columns and reference_names in post_search/references/ for the reference subnets under
+                      the budget; attrs: budget_macs, budget_params (0 = none), objective, seed, population,
+                      generations, validation (the split candidates were scored on), evaluated, world_size,
+                      wall_s, searched
 
 ``status`` is ``failed`` after an error or SIGTERM (with an ``error`` attribute), ``interrupted``
 after SIGUSR1; both are resumable from the last checkpoint with ``--resume``, which cuts every
@@ -252,8 +259,8 @@ def read_results(path: str | Path) -> dict[str, Any]:
     """The whole file as plain NumPy arrays and attributes (small enough for analysis tools)."""
     with h5py.File(path, "r") as f:
         out: dict[str, Any] = {"attrs": {k: _text(v) for k, v in f.attrs.items()}}
-        for group in (g for g in (*TABLES, "eval", "architectures") if g in f):
-            out[group] = {k: _decode(f[group][k][()]) for k in f[group]}
+        for group in (g for g in (*TABLES, "eval", "architectures", "post_search") if g in f):
+            out[group] = {k: _decode(f[group][k][()]) for k in f[group] if isinstance(f[group][k], h5py.Dataset)}
     return out
 
 

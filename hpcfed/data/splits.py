@@ -23,7 +23,9 @@ with ``[seed, stream, ...]``, so adding a split never moves another one's number
 * stream 8, the calibration sample (:func:`calibration_sample`): the inputs of up to
   ``eval.calibration_samples`` training samples, whole clients in an order drawn from ``[seed, 8]``,
   on which evaluation calibrates normalisation statistics (hpcfed.evaluation); it reads only
-  training samples and takes nothing out of training.
+  training samples and takes nothing out of training;
+* stream 9, the post-training search's validation when the job has no server validation split
+  (hpcfed.post_search): whole clients in an order drawn from ``[seed, 9]``.
 
 A fraction of 0 draws nothing, so every array is then that of a data set without the split.
 """
@@ -42,6 +44,7 @@ PARTITION_STREAM = 2
 CLIENT_VAL_STREAM = 4
 SERVER_VAL_STREAM = 5
 CALIBRATION_STREAM = 8
+SEARCH_STREAM = 9
 
 
 def require(ok: bool, key: str, value: object, expected: str) -> None:
@@ -116,17 +119,23 @@ class ClientValidation:
         return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 
-def calibration_sample(data, count: int, seed: int) -> torch.Tensor:
-    """Inputs of up to ``count`` training samples of ``data`` (a FederatedData): the training samples
-    of whole clients, taken in a seeded random order until ``count`` are reached."""
+def calibration_clients(data, count: int, seed: int) -> list[tuple[int, int]]:
+    """(client, samples taken) of the calibration sample: whole clients with training samples, in
+    an order drawn from ``[seed, 8]``, until ``count`` samples are reached (the last one cut)."""
     order = np.random.default_rng([seed, CALIBRATION_STREAM]).permutation(data.num_clients)
     counts = data.samples_per_client()
-    parts, have = [], 0
+    taken, have = [], 0
     for client in order:
         if have >= count:
             break
         if counts[client]:
-            x, _ = data.client_data(int(client))
-            parts.append(x[:count - have])
-            have += len(parts[-1])
+            taken.append((int(client), int(min(counts[client], count - have))))
+            have += taken[-1][1]
+    return taken
+
+
+def calibration_sample(data, count: int, seed: int) -> torch.Tensor:
+    """Inputs of up to ``count`` training samples of ``data`` (a FederatedData): the training samples
+    of whole clients, taken in a seeded random order until ``count`` are reached."""
+    parts = [data.client_data(client)[0][:take] for client, take in calibration_clients(data, count, seed)]
     return torch.cat(parts) if parts else data.x_test[:0]
