@@ -11,7 +11,8 @@ goes through four phases, each a number of ordinary rounds:
    (*parallel candidates on partial clients*); every ``eval_every`` rounds all live candidates are
    scored on the same clients' validation splits, and candidates behind the best by more than
    ``delta`` or outside the top fraction ``keep`` are dropped, their clients going to the rest
-   (*early dropping*); the step ends when its leader has not changed for ``patience`` evaluations,
+   (*early dropping*; a candidate that has not trained yet, when there are more candidates than
+   clients, is judged only once it has); the step ends when its leader has not changed for ``patience`` evaluations,
    when one candidate is left, or after ``max_rounds`` (*dynamic rounds*). The straightforward
    baseline (``straightforward: true``) trains every candidate on the whole cohort for
    ``fixed_rounds`` rounds, one after another, then scores them all in one validation round;
@@ -250,8 +251,10 @@ class FedNAS(Strategy):
             if c["model"] in scores:
                 correct, total = scores[c["model"]]
                 c["scores"].append([round_index, correct, total, losses.get(c["model"], math.nan)])
-        ranked = sorted(live, key=rank_key)
         if o.straightforward:
+            return
+        ranked = sorted((c for c in live if c["client_rounds"]), key=rank_key)   # untrained: judged later
+        if not ranked:
             return
         best = ranked[0]["scores"][-1][1] / ranked[0]["scores"][-1][2] if ranked[0]["scores"] else 0.0
         keep = max(1, math.ceil(o.keep * len(ranked)))
@@ -311,8 +314,9 @@ class FedNAS(Strategy):
 
 
 def rank_key(candidate: dict) -> tuple:
-    """Best first: latest validation accuracy, then lower validation loss, then proposal order."""
-    if not candidate["scores"]:
+    """Best first: latest validation accuracy, then lower validation loss, then proposal order; a
+    candidate not yet trained or scored comes last."""
+    if not candidate["scores"] or not candidate["client_rounds"]:
         return (1, 0.0, 0.0, candidate["model"])
     _, correct, total, loss = candidate["scores"][-1]
     return (0, -correct / total, loss if loss == loss else math.inf, candidate["model"])
