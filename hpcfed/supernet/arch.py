@@ -10,10 +10,15 @@ plain dicts, hence YAML and HDF5.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from hpcfed.errors import ConfigError
+
+_NUMBER = r"[0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?"
+_NAME = re.compile(rf"d(?P<d>[0-9]+(?:,[0-9]+)*)-e(?P<e>{_NUMBER}(?:,{_NUMBER})*)"
+                   rf"-k(?P<k>[0-9]+(?:,[0-9]+)*)-w(?P<w>{_NUMBER})")
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,26 @@ class Arch:
     @classmethod
     def from_json(cls, text: str) -> "Arch":
         return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_name(cls, name: str) -> "Arch":
+        """Inverse of :attr:`name` (``d2,1-e.25,.5,1-k3,3,5-w1``): depth per stage, then the expands
+        and kernels of the active blocks in stage order, then the width."""
+        match = _NAME.fullmatch(name.strip())
+        try:
+            if match is None:
+                raise ValueError("not of the form d<depths>-e<expands>-k<kernels>-w<width>")
+            depths = [int(d) for d in match["d"].split(",")]
+            expands = [float(e) for e in match["e"].split(",")]
+            kernels = [int(k) for k in match["k"].split(",")]
+            if sum(depths) != len(expands) or sum(depths) != len(kernels):
+                raise ValueError(f"{sum(depths)} active blocks but {len(expands)} expands and {len(kernels)} kernels")
+            starts = [sum(depths[:s]) for s in range(len(depths))]
+            return cls(tuple(depths), tuple(tuple(expands[a:a + d]) for a, d in zip(starts, depths)),
+                       tuple(tuple(kernels[a:a + d]) for a, d in zip(starts, depths)), float(match["w"]))
+        except ValueError as err:
+            raise ConfigError(f"arch name {name!r}: {err}; expected d<depth per stage>-e<expand per active "
+                              "block>-k<kernel per active block>-w<width>, e.g. d2,1-e.25,.5,1-k3,3,5-w1") from None
 
     @property
     def name(self) -> str:
