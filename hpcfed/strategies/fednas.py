@@ -18,7 +18,9 @@ goes through four phases, each a number of ordinary rounds:
    ``fixed_rounds`` rounds, one after another, then scores them all in one validation round;
 3. the step's best candidate (validation accuracy, then validation loss) is the next parent and a
    member of the *family* (one model per budget), until the parent meets the target budget;
-4. *final training*: the chosen architecture trains on the whole cohort (``finetune_rounds``).
+4. *final training*: the chosen architecture trains on the whole cohort (``finetune_rounds``), from
+   the search's weights or, to compare two searches' architectures alone, from the warmed-up
+   start's (``finetune_from``).
 
 Decisions read only federated validation (hpcfed.outcome.Outcome.validation); the test set is read
 once, after the run, for :meth:`FedNAS.report` (results group ``search/``).
@@ -59,6 +61,8 @@ class FedNASOptions(StrategyOptions):
     patience: int = 2               # a step ends when its leader is unchanged for this many evaluations
     max_rounds: int = 12            # a step ends after this many rounds at most
     finetune_rounds: int = 10       # the chosen architecture on every client after the search
+    finetune_from: str = "winner"   # its weights at the start of the final training: winner (the search's) |
+                                    # start (the warmed-up start's, sliced: compares architectures alone)
     straightforward: bool = False   # the baseline: every candidate on all clients for fixed_rounds, in turn
     fixed_rounds: int = 4           # straightforward: rounds per candidate
 
@@ -70,6 +74,7 @@ class FedNASOptions(StrategyOptions):
         check(0 < self.shrink < 1, f"{key}.shrink", self.shrink, "a fraction in (0, 1)")
         check(0 < self.shrink_decay <= 1, f"{key}.shrink_decay", self.shrink_decay, "a number in (0, 1]")
         check_choice(self.candidates, f"{key}.candidates", ("netadapt", "sampled"))
+        check_choice(self.finetune_from, f"{key}.finetune_from", ("winner", "start"))
         check(self.sampled >= 1, f"{key}.sampled", self.sampled, "an integer >= 1")
         for name in ("warmup_rounds", "finetune_rounds"):
             check(getattr(self, name) >= 0, f"{key}.{name}", getattr(self, name), "an integer >= 0")
@@ -161,7 +166,7 @@ class FedNAS(Strategy):
     def spawned_from(self, model):
         s = self.state
         if model == s["final"]:
-            return s["parent"]
+            return 0 if self.options.finetune_from == "start" else s["parent"]
         return next(c["parent"] for c in s["candidates"] if c["model"] == model)
 
     def assign_models(self, round_index, slots, fits, rng):

@@ -66,3 +66,17 @@ def search_report(strategy, test_accuracy: Callable[[list[tuple[int, SubnetSpec]
             "chosen_test_accuracy": float(accuracy[members.index(chosen)]),
             "chosen_macs": cost(space, chosen_arch).macs, "chosen_params": cost(space, chosen_arch).params}
     return {"group": "search", "tables": tables, "attrs": attrs, "root": root}
+
+
+def step_ranking(candidates: dict, step: int) -> list[str]:
+    """The architectures (JSON) of one step's candidates, best first as the search judged them: the
+    winner, the other candidates that lasted to the end, then the dropped ones, later drops first;
+    within each, by their last validation accuracy (``candidates``: the ``search/candidates`` table)."""
+    rows = [i for i, s in enumerate(candidates["step"]) if s == step]
+
+    def key(i):
+        dropped = int(candidates["dropped_round"][i])
+        accuracy = float(candidates["val_accuracy"][i])
+        return (candidates["status"][i] != "winner", dropped >= 0, -dropped,
+                -(accuracy if accuracy == accuracy else -1.0), int(candidates["model"][i]))
+    return [candidates["arch_json"][i] for i in sorted(rows, key=key)]
