@@ -58,12 +58,16 @@ class ReferenceEvaluation:
         self.model, self.references, self.x, self.y, self.batch_size = model, references, x, y, batch_size
         self.calibration = calibration
 
-    @torch.no_grad()
     def __call__(self, models: dict[int, torch.Tensor]) -> np.ndarray:
-        accuracy = np.zeros(len(self.references))
-        for model_id in dict.fromkeys(m for m, _ in self.references):
-            columns = [i for i, (m, _) in enumerate(self.references) if m == model_id]
+        return self.score(models, self.references)
+
+    @torch.no_grad()
+    def score(self, models: dict[int, torch.Tensor], references: list[tuple[int, SubnetSpec]]) -> np.ndarray:
+        """Test accuracy of each (model, spec) of ``references`` (a strategy's end-of-run report uses it too)."""
+        accuracy = np.zeros(len(references))
+        for model_id in dict.fromkeys(m for m, _ in references):
+            columns = [i for i, (m, _) in enumerate(references) if m == model_id]
             self.model.flat.copy_(models[model_id])
-            accuracy[columns] = evaluate(self.model, [self.references[i][1] for i in columns], self.x, self.y,
+            accuracy[columns] = evaluate(self.model, [references[i][1] for i in columns], self.x, self.y,
                                          self.batch_size, self.calibration)
         return accuracy

@@ -37,7 +37,7 @@ class Planner:
                                                rng(job.seed, "assign", r))
         times = np.array([self.costs.client_time(r, s, a[1] if a else None) for s, a in zip(slots, assigned)])
         kept, duration = apply_deadline(times, want, job.clients.deadline_s)
-        if duration == 0.0:
+        if duration == 0.0 and not self.strategy.idle_round(r):
             duration = job.devices.period_s   # nobody could work: wait for availability to change
         chosen = np.flatnonzero(kept)
         weights = np.zeros(len(slots))

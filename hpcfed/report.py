@@ -25,13 +25,16 @@ def summary(results: dict[str, Any]) -> str:
     acc = ev["accuracy"]
     last = acc[-1] if len(acc) else np.full(len(ev["subnet_names"]), np.nan)
     when = f"after round {int(ev['round'][-1]) + 1}" if len(acc) else "never evaluated"
-    lines.append(f"reference subnets ({when}):")
-    lines.append(f"  {'subnet':<40} {'MACs/sample':>12} {'params':>10} {'accuracy':>9}")
+    if len(ev["subnet_names"]):
+        lines.append(f"reference subnets ({when}):")
+        lines.append(f"  {'subnet':<40} {'MACs/sample':>12} {'params':>10} {'accuracy':>9}")
     models = ev.get("subnet_models", np.zeros(len(ev["subnet_names"]), dtype=np.int64))
     several = len(set(models.tolist())) > 1
     for name, macs, params, a, model in zip(ev["subnet_names"], ev["subnet_macs"], ev["subnet_params"], last, models):
         label = f"model {int(model)}: {name}" if several else name
         lines.append(f"  {label:<40} {_si(float(macs), ''):>12} {int(params):>10} {a:>9.4f}")
+    if "search" in results:
+        lines.extend(search_summary(results["search"]))
     n = len(rounds["round"])
     if n:
         lines.append("cost ledger:")
@@ -70,10 +73,30 @@ COMPARISON_COLUMNS: dict[str, str] = {
 }
 
 
+def search_summary(search: dict[str, Any]) -> list[str]:
+    """A search's family (hpcfed.strategies.fednas_report) and its client cost, as lines of text."""
+    a, family = search["attrs"], search["family"]
+    lines = [f"search ({a['mode']}, {a['steps']} steps, {'finished' if a['finished'] else 'not finished'}; "
+             f"test accuracy read once, after the run):",
+             f"  {'model':<6} {'role':<24} {'architecture':<36} {'MACs/sample':>12} {'accuracy':>9}"]
+    for model, role, name, macs, acc in zip(family["model"], family["role"], family["arch_name"],
+                                            family["macs_per_sample"], family["test_accuracy"]):
+        lines.append(f"  {int(model):<6} {role:<24} {name:<36} {_si(float(macs), ''):>12} {acc:>9.4f}")
+    lines.append(f"  search cost: {len(search['candidates']['model'])} candidates, {int(a['search_client_rounds'])} "
+                 f"client-rounds, {_si(float(a['search_client_macs']), 'MAC')}, {_si(float(a['search_bytes']), 'B')}")
+    return lines
+
+
 def comparison_rows(method: str, results: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per reference subnet of a run (``read_results``' dict): the keys of COMPARISON_COLUMNS,
-    the run's totals repeated on each."""
+    the run's totals repeated on each. A search's rows are its family (step winners and the chosen
+    architecture after its final training, hpcfed.strategies.fednas_report)."""
     ev, rounds = results["eval"], results["rounds"]
+    if "search" in results:
+        family = results["search"]["family"]
+        ev = {"subnet_names": [f"{role}: {name}" for role, name in zip(family["role"], family["arch_name"])],
+              "subnet_macs": family["macs_per_sample"], "subnet_params": family["params"],
+              "accuracy": np.asarray(family["test_accuracy"])[None]}
     done = len(rounds["round"])
     last = ev["accuracy"][-1] if len(ev["accuracy"]) else np.full(len(ev["subnet_names"]), np.nan)
     totals = {"rounds": done, "client_macs": float(rounds["macs"].sum()),

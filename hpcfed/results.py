@@ -21,6 +21,9 @@ Layout (units and descriptions are attributes of every dataset)::
     eval/subnet_names, eval/subnet_macs, eval/subnet_params, eval/subnet_archs, eval/subnet_models
                       (S,) per reference subnet (subnet_models: the model it belongs to)
     architectures/json  (A,) JSON of every architecture that arch_id columns refer to
+    search/           FedNAS only (hpcfed.strategies.fednas_report): candidates/, scores/, family/ tables and
+                      the search's attrs; root attrs chosen_arch, chosen_model, chosen_test_accuracy,
+                      chosen_macs, chosen_params
     models/<id>       (P,) float32 final weights of every model the run held, written when it finishes
                       (the whole supernet: tools/search.py and tools/export.py read them, hpcfed.trained)
     post_search/      written by tools/search.py (hpcfed.post_search), replacing an older search's: (F,) the
@@ -49,6 +52,7 @@ from hpcfed.errors import HpcfedError
 from hpcfed.supernet import Arch
 
 STR = h5py.string_dtype()
+REPORT_GROUPS = ("search",)   # groups a strategy's end-of-run report writes (Strategy.report)
 
 ROUND_COLUMNS: dict[str, tuple[Any, str, str]] = {
     "round": (np.int64, "", "round index, from 0"),
@@ -194,6 +198,24 @@ class ResultsWriter:
         for model_id, weights in sorted(models.items()):
             group.create_dataset(str(model_id), data=np.asarray(weights, dtype=np.float32))
 
+    def save_report(self, report: dict) -> None:
+        """Write a strategy's end-of-run report (hpcfed.strategies.base.Strategy.report): its tables as
+        ``<group>/<table>/<column>``, its attrs on the group and its root attrs on the file."""
+        name = report["group"]
+        if name in self.file:
+            del self.file[name]
+        group = self.file.create_group(name)
+        group.attrs.update(report["attrs"])
+        for table, columns in report["tables"].items():
+            sub = group.create_group(table)
+            for column, values in columns.items():
+                values = list(values)
+                if values and isinstance(values[0], str):
+                    sub.create_dataset(column, data=values, dtype=STR)
+                else:
+                    sub.create_dataset(column, data=np.asarray(values, dtype=np.float64 if not values else None))
+        self.file.attrs.update(report["root"])
+
     def close(self, status: str, **attrs: Any) -> None:
         if not self.file.id.valid:
             return
@@ -210,8 +232,9 @@ def _create_tables(f: h5py.File, subnets: list[tuple[str, Arch, int, int, int]])
             ds.attrs.update({"units": unit, "description": doc})
     ev = f.create_group("eval")
     ev.create_dataset("round", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(256,))
-    acc = ev.create_dataset("accuracy", shape=(0, len(subnets)), maxshape=(None, len(subnets)),
-                            dtype=np.float64, chunks=(256, len(subnets)))
+    columns = len(subnets)   # none for a strategy that reads the test set only after the run (FedNAS)
+    acc = ev.create_dataset("accuracy", shape=(0, columns), maxshape=(None, columns or None),
+                            dtype=np.float64, chunks=(256, max(columns, 1)))
     acc.attrs.update({"units": "fraction", "description": "top-1 test accuracy per reference subnet"})
     ev.create_dataset("subnet_names", data=[s[0] for s in subnets], dtype=STR)
     ev.create_dataset("subnet_archs", data=[s[1].to_json() for s in subnets], dtype=STR)
@@ -261,6 +284,9 @@ def read_results(path: str | Path) -> dict[str, Any]:
         out: dict[str, Any] = {"attrs": {k: _text(v) for k, v in f.attrs.items()}}
         for group in (g for g in (*TABLES, "eval", "architectures", "post_search") if g in f):
             out[group] = {k: _decode(f[group][k][()]) for k in f[group] if isinstance(f[group][k], h5py.Dataset)}
+        for name in (g for g in REPORT_GROUPS if g in f):   # a strategy's end-of-run report
+            out[name] = {"attrs": {k: _text(v) for k, v in f[name].attrs.items()},
+                         **{t: {k: _decode(f[name][t][k][()]) for k in f[name][t]} for t in f[name]}}
     return out
 
 

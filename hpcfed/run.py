@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None, comm: Comm | None = None) -> int:
         writer.close("failed", error=failure_message(comm, err))
         raise
     writer.save_models({m: w.numpy() for m, w in server.models.items()})
+    if server.report is not None:
+        writer.save_report(server.report)
     writer.close("finished", final_model_sha256=digest, stop_reason=server.stopped, rounds_played=server.next_round,
                  peak_rss_mb=comm.gather(peak_memory_mb()))
     print(summary(read_results(setup["out"])), flush=True)

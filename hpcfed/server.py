@@ -64,6 +64,7 @@ class Server:
         self.progress, self.checkpoint_file = progress, checkpoint_file
         self.last_accuracy: np.ndarray | None = None
         self.stopped = ""   # why the run ended (the controller's reason), once it has
+        self.report: dict | None = None   # the strategy's end-of-run report (Strategy.report), once it has
         self.deferred_eval: tuple[int, dict] | None = None   # (round, its models), see log
         self.overlapped_eval_s = 0.0   # evaluation seconds spent while the workers trained this round
         if resume_from is None:
@@ -96,6 +97,7 @@ class Server:
             raise
         self.stopped = self.controller.stop_reason(self.next_round)
         self.backend.close()
+        self.report = self.strategy.report(lambda references: self.evaluation.score(self.models, references))
         return models_sha256(self.models)
 
     def step(self) -> None:
@@ -202,8 +204,9 @@ class Server:
         elapsed = time.perf_counter() - self.started
         eta = elapsed / (r + 1) * (self.job.rounds - r - 1)
         acc = ""
-        if self.last_accuracy is not None:
+        if self.last_accuracy is not None and len(self.last_accuracy):
             acc = f" | acc min {self.last_accuracy[0]:.3f} max {self.last_accuracy[-1]:.3f}"
+        status = f" | {self.strategy.status()}" if self.strategy.status() else ""
         self.progress(f"round {r + 1:>4}/{self.job.rounds} | virtual {row['virtual_time_s']:9.1f} s | "
                       f"loss {row['train_loss']:.4f} | clients {row['clients']:>3} dropped {row['dropped']:>3}"
-                      f"{acc} | {elapsed:6.1f} s, ETA {eta:6.1f} s")
+                      f"{acc}{status} | {elapsed:6.1f} s, ETA {eta:6.1f} s")

@@ -15,6 +15,7 @@ from hpcfed.seeding import rng as seeded_rng
 from hpcfed.seeding import torch_generator
 from hpcfed.strategies import STRATEGIES, ClientSlot, make_strategy
 from hpcfed.strategies.fedavg import FedAvg
+from hpcfed.strategies.fednas import FedNAS
 from hpcfed.strategies.feddropout import FederatedDropout
 from hpcfed.strategies.fedrolex import FedRolex
 from hpcfed.strategies.fedsup import EFedSup, FedSup
@@ -245,7 +246,7 @@ def test_make_strategy_by_name():
     space = tiny_space()
     expected = {"fedavg": FedAvg, "superfed": SuperFed, "heterofl": HeteroFL, "fedrolex": FedRolex,
                 "feddropout": FederatedDropout, "fedsup": FedSup, "efedsup": EFedSup, "fjord": FjORD,
-                "ifedavg": IFedAvg}
+                "ifedavg": IFedAvg, "fednas": FedNAS}
     assert set(STRATEGIES) == set(expected)
     for name, cls in expected.items():
         assert type(make_strategy(make_job(name=name), space)) is cls

@@ -39,6 +39,8 @@ from hpcfed.jobruns import reusable, run_method, select_jobs  # noqa: E402
 from hpcfed.launch import mpirun  # noqa: E402
 from hpcfed.report import comparison_rows  # noqa: E402
 from hpcfed.results import read_results  # noqa: E402
+from hpcfed.strategies.fednas_report import step_ranking  # noqa: E402
+from scipy.stats import kendalltau  # noqa: E402  (scikit-learn's dependency)
 
 JOBS = Path(__file__).resolve().parent.parent / "jobs" / "reproduce"
 QUICK = ["rounds=2", "clients.total=8", "clients.per_round=4", "train.local_epochs=1", "eval.every=2",
@@ -50,11 +52,12 @@ class Claim:
     paper: str                                   # what the paper claims, in one line
     jobset: str                                  # file under jobs/reproduce/
     settings: dict[str, tuple[list[str], str | None]]   # setting -> (overrides of every method, methods or None = all)
-    measure: Callable[[dict[str, list[dict]]], dict[str, float]]   # method -> rows -> named figures
+    measure: Callable[[dict[str, list[dict]], dict[str, dict]], dict[str, float]]   # (rows, results) -> figures
     claimed: dict[str, str] = field(default_factory=dict)           # figure -> the paper's value
+    quick: list[str] = field(default_factory=list)                  # --quick overrides after QUICK's
 
 
-def cost_ratios(rows: dict[str, list[dict]]) -> dict[str, float]:
+def cost_ratios(rows: dict[str, list[dict]], results: dict[str, dict]) -> dict[str, float]:
     """SuperFed against the k FedAvg runs of its reference subnets: accuracy gaps and cost ratios."""
     superfed = rows["superfed"]
     alone = [rows[m][0] for m in rows if m.startswith("fedavg_ref")]
@@ -66,7 +69,7 @@ def cost_ratios(rows: dict[str, list[dict]]) -> dict[str, float]:
     return figures
 
 
-def variant_accuracy(rows: dict[str, list[dict]]) -> dict[str, float]:
+def variant_accuracy(rows: dict[str, list[dict]], results: dict[str, dict]) -> dict[str, float]:
     """Mean accuracy over the reference subnets, per variant, and each variant against MaxNet."""
     mean = {m: 100 * float(np.mean([r["accuracy"] for r in rs])) for m, rs in rows.items()}
     figures = {f"{m} mean acc (%)": v for m, v in mean.items()}
@@ -74,7 +77,31 @@ def variant_accuracy(rows: dict[str, list[dict]]) -> dict[str, float]:
     return figures
 
 
-def efedsup_figures(rows: dict[str, list[dict]]) -> dict[str, float]:
+def fednas_figures(rows: dict[str, list[dict]], results: dict[str, dict]) -> dict[str, float]:
+    """FedNAS against the straightforward search: client cost of the search phase three ways, the
+    chosen architectures' test accuracy after the same final training, and how alike the first
+    step's rankings are (Kendall tau over the candidates both scored; the first step's candidates
+    are the same in both, later steps' only where both chose the same parents)."""
+    fast, slow = results["fednas"]["search"], results["straightforward"]["search"]
+    a, b = fast["attrs"], slow["attrs"]
+    figures = {"search client MACs ratio": b["search_client_macs"] / a["search_client_macs"],
+               "search client-rounds ratio": b["search_client_rounds"] / a["search_client_rounds"],
+               "search bytes ratio": b["search_bytes"] / a["search_bytes"],
+               "whole-run client MACs ratio": (float(results["straightforward"]["rounds"]["macs"].sum())
+                                               / float(results["fednas"]["rounds"]["macs"].sum())),
+               "chosen test accuracy, FedNAS - straightforward (points)":
+                   100 * (results["fednas"]["attrs"]["chosen_test_accuracy"]
+                          - results["straightforward"]["attrs"]["chosen_test_accuracy"]),
+               "same architecture chosen": float(results["fednas"]["attrs"]["chosen_arch"]
+                                                 == results["straightforward"]["attrs"]["chosen_arch"])}
+    first, second = step_ranking(fast["candidates"], 0), step_ranking(slow["candidates"], 0)
+    both = [arch for arch in first if arch in second]
+    figures["Kendall tau, step-0 rankings"] = (float(kendalltau(range(len(both)), [second.index(x) for x in both])[0])
+                                               if len(both) > 1 else float("nan"))
+    return figures
+
+
+def efedsup_figures(rows: dict[str, list[dict]], results: dict[str, dict]) -> dict[str, float]:
     fedsup, efedsup = rows["fedsup"], rows["efedsup"]
     figures = {f"gap {e['subnet']}": 100 * (e["accuracy"] - f["accuracy"]) for f, e in zip(fedsup, efedsup)}
     figures["largest subnet gap (points)"] = 100 * (efedsup[-1]["accuracy"] - fedsup[-1]["accuracy"])
@@ -102,7 +129,14 @@ CLAIMS: dict[str, Claim | None] = {
         "E-FedSup ships each client only a sub-model that fits it (fewer bytes) at comparable accuracy",
         "efedsup.yaml", {"dirichlet0.5": ([], None)}, efedsup_figures,
         {"bytes down ratio": "> 1 (fewer bytes)", "largest subnet gap (points)": "comparable (no public numbers)"}),
-    "fednas-cost": None,      # FedNAS is not built yet (issue 12)
+    "fednas-cost": Claim(
+        "FedNAS reduces the client cost of a straightforward federated NAS by up to two orders of magnitude "
+        "at comparable accuracy", "../fednas.yaml", {"deformed16": ([], None)}, fednas_figures,
+        {"search client MACs ratio": "up to 100x (unit not public)", "search client-rounds ratio": "up to 100x",
+         "chosen test accuracy, FedNAS - straightforward (points)": "comparable"},
+        quick=["rounds=80", "strategy.fednas.warmup_rounds=1", "strategy.fednas.finetune_rounds=1",
+               "strategy.fednas.fixed_rounds=1", "strategy.fednas.max_rounds=2", "strategy.fednas.target=0.8",
+               "strategy.fednas.shrink=0.15", "eval.val_clients=4", "data.client_val_fraction=0.3"]),
     "distreal-tta": None,     # DISTREAL is not built yet (issue 13)
 }
 
@@ -110,7 +144,7 @@ CLAIMS: dict[str, Claim | None] = {
 def run_setting(claim: Claim, setting: str, seed: int, out: Path, ranks: int, extra: list[str],
                 only: str | None) -> dict[str, list[dict]]:
     """Run the methods of the claim's job set for one setting and seed (``only``: a comma-separated
-    subset); comparison rows by method."""
+    subset); each method's results (hpcfed.results.read_results)."""
     overrides, methods = claim.settings[setting]
     if only:
         methods = ",".join(m for m in only.split(",") if not methods or m in methods.split(",")) or "-"
@@ -121,7 +155,7 @@ def run_setting(claim: Claim, setting: str, seed: int, out: Path, ranks: int, ex
         if not reusable(out / f"{label}.h5", job):
             (out / f"{label}.yaml").write_text(job.to_yaml())
             run_method(label, out, ranks, tool="reproduce")
-        rows[label] = comparison_rows(label, read_results(out / f"{label}.h5"))
+        rows[label] = read_results(out / f"{label}.h5")
     return rows
 
 
@@ -158,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.ranks:
             mpirun()
-        extra = [*(QUICK if args.quick else []), *args.overrides]
+        extra = [*([*QUICK, *claim.quick] if args.quick else []), *args.overrides]
         settings = args.settings.split(",") if args.settings else list(claim.settings)
         unknown = [s for s in settings if s not in claim.settings]
         if unknown:
@@ -178,12 +212,12 @@ def report(name: str, claim: Claim, measured: dict[str, list[dict]], folder: Pat
     print(f"\n{name}: the paper: {claim.paper}")
     table = []
     for setting, by_seed in measured.items():
-        figures = [claim.measure(rows) for rows in by_seed]
+        figures = [claim.measure(rows_of(results), results) for results in by_seed]
         print(f"\n  setting {setting} ({len(by_seed)} seed{'s' if len(by_seed) > 1 else ''}):")
-        print(f"    {'figure':<36} {'measured mean':>14} {'std':>8}   paper")
+        print(f"    {'figure':<56} {'measured mean':>14} {'std':>8}   paper")
         for key in figures[0]:
             values = np.array([f[key] for f in figures])
-            print(f"    {key:<36} {values.mean():>14.3f} {values.std():>8.3f}   {claim.claimed.get(key, '')}")
+            print(f"    {key:<56} {values.mean():>14.3f} {values.std():>8.3f}   {claim.claimed.get(key, '')}")
             table.append({"setting": setting, "figure": key, "mean": values.mean(), "std": values.std(),
                           "seeds": len(values), "paper": claim.claimed.get(key, "")})
     with open(folder / "claim.csv", "w", newline="") as f:
@@ -194,9 +228,15 @@ def report(name: str, claim: Claim, measured: dict[str, list[dict]], folder: Pat
     print(f"\nresults: {folder / 'claim.csv'}, {folder / 'claim.png'}")
 
 
+def rows_of(results: dict[str, dict]) -> dict[str, list[dict]]:
+    """Comparison rows (hpcfed.report.comparison_rows) by method."""
+    return {label: comparison_rows(label, r) for label, r in results.items()}
+
+
 def plot(name: str, measured: dict[str, list[dict]], path: Path) -> None:
     """Accuracy against forward MACs per method, mean over seeds with the spread as error bars; the
     k FedAvg runs of iFedAvg (methods fedavg_ref<i>) form one line."""
+    measured = {setting: [rows_of(results) for results in by_seed] for setting, by_seed in measured.items()}
     fig, axes = plt.subplots(1, len(measured), figsize=(5 * len(measured), 4), squeeze=False)
     for ax, (setting, by_seed) in zip(axes[0], measured.items()):
         lines: dict[str, list[str]] = {}

@@ -1,6 +1,7 @@
 """Federated strategies, one file each, sharing the round loop of :mod:`hpcfed.server`."""
 from hpcfed.strategies.base import ClientSlot, Strategy
 from hpcfed.strategies.fedavg import FedAvg
+from hpcfed.strategies.fednas import FedNAS
 from hpcfed.strategies.feddropout import FederatedDropout
 from hpcfed.strategies.fedrolex import FedRolex
 from hpcfed.strategies.fedsup import EFedSup, FedSup
@@ -10,7 +11,7 @@ from hpcfed.strategies.ifedavg import IFedAvg
 from hpcfed.strategies.superfed import SuperFed
 
 STRATEGIES: dict[str, type[Strategy]] = {s.name: s for s in (FedAvg, SuperFed, HeteroFL, FedRolex, FederatedDropout,
-                                                                 FedSup, EFedSup, FjORD, IFedAvg)}
+                                                                 FedSup, EFedSup, FjORD, IFedAvg, FedNAS)}
 
 
 def make_strategy(job, space) -> Strategy:

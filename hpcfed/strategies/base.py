@@ -90,6 +90,11 @@ class Strategy:
         """The model whose current weights a new ``model`` starts from."""
         return 0
 
+    def idle_round(self, round_index: int) -> bool:
+        """Whether the strategy trains nobody in this round by design (a validation-only round): its
+        virtual time is then zero, where a round in which nobody could train waits ``devices.period_s``."""
+        return False
+
     def weights(self, round_index: int, slots: Sequence[ClientSlot], specs: Sequence[SubnetSpec]) -> np.ndarray:
         """Aggregation weights of the clients that made the round (normalised by the caller)."""
         return np.array([s.samples for s in slots], dtype=np.float64)
@@ -164,9 +169,20 @@ class Strategy:
                             f"by more than {self.job.eval.min_delta:g} over the best ({self.best_validation:.4f}) for "
                             f"{patience} validations")
 
+    def status(self) -> str:
+        """A few words on where the method stands, for the progress line ("" = nothing to add)."""
+        return ""
+
     def stop_reason(self) -> str:
         """Why the strategy ends the run now ("" = go on)."""
         return self.stopped
+
+    def report(self, test_accuracy: Callable[[list[tuple[int, SubnetSpec]]], np.ndarray]) -> dict | None:
+        """What the method reports once the run has ended, beyond the reference evaluations: None, or
+        ``{"group": name, "tables": {table: {column: values}}, "attrs": {...}, "root": {...}}`` for the
+        results file (hpcfed.results.ResultsWriter.save_report). ``test_accuracy`` scores (model, spec)
+        pairs on the test set: reporting only, after every decision."""
+        return None
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {"best_validation": np.array(self.best_validation),

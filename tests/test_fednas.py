@@ -1,0 +1,260 @@
+"""FedNAS (hpcfed.strategies.fednas, hpcfed.candidates): candidates, groups, dropping, stop rules,
+no test-set decisions, rank invariance, resume, bad input."""
+from __future__ import annotations
+
+import signal
+import sys
+from types import SimpleNamespace
+
+import h5py
+import numpy as np
+import pytest
+
+from hpcfed.candidates import measure, netadapt_candidates, sample_candidates, step_budget
+from hpcfed.config import load_job
+from hpcfed.devices import Device
+from hpcfed.plan import EVALUATE, TRAIN, Task
+from hpcfed.results import read_results
+from hpcfed.strategies import ClientSlot, make_strategy
+from hpcfed.supernet import ResNetSpace, SubnetSpec
+from hpcfed.supernet.mobilenet import MobileNetSpace
+from tests.launch import ROOT, TINY, run_hpcfed
+
+# warm-up 2 rounds, then steps of 10, 7, ... candidates (kernels 3 and 5, 10 % budget cuts) down to half
+# the largest's MACs, an evaluation every round, final training 2 rounds: 25 rounds in all
+FEDNAS = [*TINY, "--set", "rounds=60", "--set", "clients.per_round=6", "--set", "strategy.name=fednas",
+          "--set", "model.kernel_choices=[3,5]", "--set", "data.client_val_fraction=0.2",
+          "--set", "strategy.fednas.warmup_rounds=2", "--set", "strategy.fednas.finetune_rounds=2",
+          "--set", "strategy.fednas.shrink=0.1", "--set", "strategy.fednas.eval_every=1", "--set", "eval.every=100"]
+SPACES = [ResNetSpace((1, 8, 8), 10, stem=8, widths=(8, 16), kernel_choices=(3, 5), width_choices=(0.5, 1.0)),
+          MobileNetSpace((1, 8, 8), 10, stem=8, widths=(8, 16), kernel_choices=(3, 5))]
+
+
+def changed_places(parent, arch) -> list[str]:
+    """Where ``arch`` differs from ``parent``: depth per stage, expand and kernel per block, width."""
+    places = [f"depth s{s}" for s in range(len(parent.depths)) if parent.depths[s] != arch.depths[s]]
+    for s, d in enumerate(arch.depths):
+        places += [f"expand s{s}" for b in range(d) if arch.expands[s][b] != parent.expands[s][b]]
+        places += [f"kernel s{s}" for b in range(d) if arch.kernels[s][b] != parent.kernels[s][b]]
+    return places + (["width"] if arch.width != parent.width else [])
+
+
+@pytest.mark.parametrize("space", SPACES, ids=["resnet", "mobilenet"])
+@pytest.mark.parametrize("what", ["macs", "params"])
+def test_netadapt_candidates_meet_the_budget_and_change_one_dimension_of_one_place(space, what):
+    parent = space.largest()
+    for cut in (0.05, 0.1, 0.3):
+        budget = step_budget(measure(space, parent, what), 0, cut, 0.96, 0.0)
+        found = netadapt_candidates(space, parent, budget, what)
+        assert found and len({c.arch for c in found}) == len(found)
+        for c in found:
+            space.validate(c.arch)
+            assert measure(space, c.arch, what) <= budget
+            places = changed_places(parent, c.arch)
+            assert len(set(places)) == 1 and places[0].split()[0] == c.dimension, (c, places)
+    kinds = {c.dimension for c in netadapt_candidates(space, parent, 0.95 * measure(space, parent, what), what)}
+    assert {"depth", "expand", "kernel"} <= kinds
+
+
+def test_a_budget_no_single_shrink_meets_still_gives_smaller_candidates_and_sampling_stays_inside():
+    space = SPACES[0]
+    parent, smallest = space.largest(), measure(space, space.smallest(), "macs")
+    found = netadapt_candidates(space, parent, smallest, "macs")
+    assert found and all(measure(space, c.arch, "macs") < measure(space, parent, "macs") for c in found)
+    assert netadapt_candidates(space, space.smallest(), smallest, "macs") == []
+    budget = 0.6 * measure(space, parent, "macs")
+    sampled = sample_candidates(space, parent, budget, 5, np.random.default_rng(0))
+    assert len(sampled) == 5 and all(measure(space, c.arch, "macs") <= budget for c in sampled)
+    assert all(space.contains(parent, c.arch) for c in sampled)
+
+
+def fednas(*overrides):
+    job = load_job(None, [a for a in FEDNAS if a != "--set"] + list(overrides))
+    space = ResNetSpace((1, 8, 8), 10, stem=8, widths=(8, 16), kernel_choices=(3, 5))
+    return make_strategy(job, space)
+
+
+def slots(n):
+    device = Device(speed_macs_per_s=1e9, memory_bytes=10**12, down_bytes_per_s=1e6, up_bytes_per_s=1e6)
+    return [ClientSlot(c, 10 + 7 * c, device, 1.0) for c in range(n)]
+
+
+def test_groups_are_disjoint_cover_the_cohort_and_balance_predicted_work():
+    strategy = fednas("strategy.fednas.warmup_rounds=0")
+    live = [c["model"] for c in strategy.live_candidates()]
+    assert len(live) >= 5
+    cohort = slots(23)
+    assigned = strategy.assign_models(0, cohort, lambda slot, arch: True, np.random.default_rng(0))
+    assert all(a is not None and a[0] in live for a in assigned)       # every client in exactly one group
+    assert {a[0] for a in assigned} == set(live)                       # every live candidate gets clients
+    load = {m: 0.0 for m in live}
+    for slot, (model, spec) in zip(cohort, assigned):
+        assert spec.arch == strategy.arch_of(model)
+        load[model] += slot.samples * measure(strategy.space, spec.arch, "macs")
+    biggest = max(s.samples for s in cohort) * max(measure(strategy.space, strategy.arch_of(m), "macs") for m in live)
+    assert max(load.values()) - min(load.values()) <= biggest
+
+
+def outcome_of(strategy, round_index, scores):
+    """A round in which every live candidate trained on one client and was scored (correct of 100)."""
+    tasks, metrics = [], {"samples": [], "correct": [], "total": [], "loss_sum": [], "rejected": []}
+    for kind in (TRAIN, EVALUATE):
+        for c in strategy.live_candidates():
+            spec = SubnetSpec(strategy.arch_of(c["model"]))
+            if kind == EVALUATE and c["model"] not in scores:
+                continue
+            tasks.append(Task(len(tasks), kind, 0, c["model"], spec))
+            correct = scores.get(c["model"], 0) if kind == EVALUATE else 0
+            for name, value in (("samples", 10 if kind == TRAIN else 0), ("correct", correct),
+                                ("total", 100 if kind == EVALUATE else 0), ("loss_sum", 100.0 - correct), ("rejected", 0)):
+                metrics[name].append(value)
+    metrics = {k: np.array(v, dtype=float) for k, v in metrics.items()}
+
+    def validation():
+        return {(t.model, t.spec): (int(metrics["correct"][i]), 100) for i, t in enumerate(tasks) if t.kind == EVALUATE}
+    return SimpleNamespace(tasks=tuple(tasks), metrics=metrics, validation=validation,
+                           contributed=lambda: np.array([t.kind == TRAIN for t in tasks]))
+
+
+def test_dropping_keeps_the_top_fraction_within_delta_and_a_stable_leader_ends_the_step():
+    strategy = fednas("strategy.fednas.warmup_rounds=0", "strategy.fednas.keep=1.0", "strategy.fednas.delta=0.1",
+                      "strategy.fednas.patience=2")
+    live = [c["model"] for c in strategy.live_candidates()]
+    scores = {m: 50 + i for i, m in enumerate(live)}           # the last is best; within 10 points: the last 11
+    scores[live[0]] = 20                                       # 20 points behind: dropped
+    strategy.observe(0, outcome_of(strategy, 0, scores))
+    survivors = [c["model"] for c in strategy.live_candidates()]
+    assert live[0] not in survivors and set(survivors) == set(live[1:])
+    assert strategy.live_models() == tuple(sorted({0, *survivors}))   # a dropped model is gone for good
+    for r in (1, 2):                                           # the same leader twice more: the step ends
+        strategy.observe(r, outcome_of(strategy, r, scores))
+    assert strategy.state["step"] == 1 and strategy.state["family"] == [0, live[-1]]
+    dropped = next(c for c in strategy.state["candidates"] if c["model"] == live[0])
+    assert dropped["status"] == "dropped" and dropped["dropped"] == 0
+    assert all(c["status"] in ("lost", "winner", "dropped") for c in strategy.state["candidates"] if c["step"] == 0)
+
+
+def test_halving_to_one_candidate_and_max_rounds_end_a_step_and_the_target_ends_the_search():
+    strategy = fednas("strategy.fednas.warmup_rounds=0", "strategy.fednas.keep=0.5", "strategy.fednas.patience=9")
+    r = 0
+    while strategy.state["step"] == 0:
+        live = [c["model"] for c in strategy.live_candidates()]
+        strategy.observe(r, outcome_of(strategy, r, {m: 50 for m in live}))   # ties: proposal order decides
+        r += 1
+    assert r == int(np.ceil(np.log2(len([c for c in strategy.state["candidates"] if c["step"] == 0]))))
+    capped = fednas("strategy.fednas.warmup_rounds=0", "strategy.fednas.keep=1.0", "strategy.fednas.patience=9",
+                    "strategy.fednas.max_rounds=3", "strategy.fednas.eval_every=3")
+    for r in range(3):
+        assert capped.state["step"] == 0
+        capped.observe(r, outcome_of(capped, r, {m: 40 + m for m in (c["model"] for c in capped.live_candidates())}
+                                     if r == 2 else {}))
+    assert capped.state["step"] == 1
+    while strategy.state["phase"] == "search":
+        strategy.observe(r, outcome_of(strategy, r, {c["model"]: 50 for c in strategy.live_candidates()}))
+        r += 1
+    assert strategy.state["phase"] == "finetune" and strategy.stop_reason() == ""
+    assert measure(strategy.space, strategy.arch_of(strategy.state["final"]), "macs") <= strategy.target
+    for _ in range(2):
+        strategy.observe(r, outcome_of(strategy, r, {}))
+        r += 1
+    assert strategy.stop_reason().startswith("search finished: target budget met")
+
+
+def search_tables(path) -> dict:
+    with h5py.File(path, "r") as f:
+        out = {"sha": f.attrs["final_model_sha256"], "chosen": f.attrs["chosen_arch"]}
+        for group in ("validation", "clients", "rounds"):
+            out.update({f"{group}/{k}": f[group][k][()] for k in f[group] if k not in
+                        ("rank", "wall_time_s", "round_wall_s", "train_wall_s", "eval_wall_s", "mpi_bytes", "slice_bytes")})
+        out.update({f"search/candidates/{k}": v[()] for k, v in f["search/candidates"].items()})
+    return out
+
+
+@pytest.fixture(scope="module")
+def serial_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fednas") / "serial.h5"
+    proc = run_hpcfed([*FEDNAS, "--out", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    assert "search finished: target budget met" in proc.stdout and "step 0:" in proc.stdout
+    return out
+
+
+def test_a_search_run_records_every_candidate_and_a_dropped_one_never_trains_again(serial_run):
+    results = read_results(serial_run)
+    search, clients = results["search"], results["clients"]
+    cand = search["candidates"]
+    assert search["attrs"]["finished"] and search["attrs"]["steps"] >= 2 and len(cand["model"]) >= 10
+    for model, dropped, status in zip(cand["model"], cand["dropped_round"], cand["status"]):
+        rounds = clients["round"][clients["model"] == model]
+        if status == "dropped":   # judged only after it trained, never trained after
+            assert dropped >= 0 and len(rounds) and rounds.max() <= dropped
+    assert (cand["cost"] <= cand["budget"]).any() and np.isfinite(search["family"]["test_accuracy"]).all()
+    trained = {m: ((clients["model"] == m) & clients["made_deadline"]).sum() for m in cand["model"]}
+    np.testing.assert_array_equal(cand["client_rounds"], [trained[m] for m in cand["model"]])
+    assert search["attrs"]["search_client_rounds"] == cand["client_rounds"].sum()
+    assert len(results["eval"]["subnet_names"]) == 0    # the test set is not read during the run
+    assert results["attrs"]["chosen_model"] == search["family"]["model"][-1]
+
+
+def test_the_search_is_bit_identical_under_mpirun_and_after_a_kill_and_resume_mid_step(serial_run, tmp_path):
+    expected = search_tables(serial_run)
+    out = tmp_path / "mpi.h5"
+    assert run_hpcfed([*FEDNAS, "--out", str(out)], ranks=3).returncode == 0
+    got = search_tables(out)
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+    resumed = tmp_path / "resumed.h5"
+    killed = run_hpcfed([*FEDNAS, "--out", str(resumed), "--set", "checkpoint.every=2", "--set", "faults.kill_rank=[0,5]"])
+    assert killed.returncode == -signal.SIGKILL
+    with h5py.File(resumed.with_name("resumed.h5.ckpt"), "r") as f:
+        assert len(f["models"]) > 3    # the checkpoint was taken amid step 0 with candidates alive
+    proc = run_hpcfed([*FEDNAS, "--out", str(resumed), "--set", "checkpoint.every=2", "--resume"], ranks=3)
+    assert proc.returncode == 0, proc.stderr
+    got = search_tables(resumed)
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+
+
+POISON = """
+import dataclasses, sys, torch
+import hpcfed.run as run
+load = run.load_data
+def poisoned(job):   # test images replaced by noise and labels shuffled: any decision made on them would change
+    data = load(job)
+    g = torch.Generator().manual_seed(123)
+    return dataclasses.replace(data, x_test=torch.randn(data.x_test.shape, generator=g),
+                               y_test=data.y_test[torch.randperm(len(data.y_test), generator=g)])
+run.load_data = poisoned
+sys.exit(run.main(sys.argv[1:]))
+"""
+
+
+def test_the_search_decides_without_the_test_set(serial_run, tmp_path):
+    import subprocess
+    out = tmp_path / "poisoned.h5"
+    proc = subprocess.run([sys.executable, "-c", POISON, *FEDNAS, "--out", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    expected, got = search_tables(serial_run), search_tables(out)
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+    honest, poisoned = read_results(serial_run)["search"]["family"], read_results(out)["search"]["family"]
+    assert not np.array_equal(honest["test_accuracy"], poisoned["test_accuracy"])   # read only to report
+
+
+@pytest.mark.parametrize("setting, message", [
+    (["strategy.fednas.target_value=10"], "below the smallest subnet of the space"),
+    (["strategy.fednas.target_value=1e12"], "is not below the starting model"),
+    (["model.expand_choices=[1.0]", "model.kernel_choices=[3]", "model.depths=[1,1]"], "holds one architecture"),
+    (["data.client_val_fraction=0.0"], "data.client_val_fraction"),
+    (["strategy.fednas.keep=0"], "strategy.fednas.keep"),
+    (["strategy.fednas.max_rounds=1", "strategy.fednas.eval_every=2"], "strategy.fednas.max_rounds"),
+])
+def test_bad_search_input_is_one_line_exit_2_and_writes_nothing(tmp_path, setting, message):
+    out = tmp_path / "run.h5"
+    proc = run_hpcfed([*FEDNAS, *(x for s in setting for x in ("--set", s)), "--out", str(out)])
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert not out.exists() and not out.with_name("run.h5.ckpt").exists()
+
