@@ -142,7 +142,7 @@ def record(path, result: SearchResult, tested: dict[Arch, float], attrs: dict) -
 
 def _write_rows(group: h5py.Group, rows: list[Candidate], tested: dict[Arch, float]) -> None:
     columns = {"name": ([c.arch.name for c in rows], STR, "", "architecture label (hpcfed.supernet.Arch.name)"),
-               "arch": ([c.arch.to_json() for c in rows], STR, "", "architecture as JSON"),
+               "arch_json": ([c.arch.to_json() for c in rows], STR, "", "architecture as JSON"),
                "macs": ([c.macs for c in rows], np.int64, "MAC/sample", "forward multiply-accumulates per sample"),
                "params": ([c.params for c in rows], np.int64, "", "parameters of the subnet"),
                "val_accuracy": ([c.val_accuracy for c in rows], np.float64, "fraction",

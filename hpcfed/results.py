@@ -27,7 +27,7 @@ Layout (units and descriptions are attributes of every dataset)::
     models/<id>       (P,) float32 final weights of every model the run held, written when it finishes
                       (the whole supernet: tools/search.py and tools/export.py read them, hpcfed.trained)
     post_search/      written by tools/search.py (hpcfed.post_search), replacing an older search's: (F,) the
-                      front found under a budget: name, arch (JSON), macs, params, val_accuracy (what the
+                      front found under a budget: name, arch_json, macs, params, val_accuracy (what the
                       search decided on), test_accuracy (computed once afterwards, reporting only); the same
                       columns and reference_names in post_search/references/ for the reference subnets under
                       the budget; attrs: budget_macs, budget_params (0 = none), objective, seed, population,

@@ -3,6 +3,7 @@ references it must match, the test set it must not read, determinism, MPI invari
 from __future__ import annotations
 
 import csv
+import json
 import importlib.util
 import os
 import subprocess
@@ -180,6 +181,20 @@ def test_objective_best_keeps_the_most_accurate_member(trained, serial, tmp_path
     assert best == [r for r in serial if r["role"] == "front"][-1:]
     with h5py.File(work, "r") as f:
         assert f["post_search"].attrs["objective"] == "best" and len(f["post_search/name"]) == 1
+
+
+def test_a_front_member_exports_as_a_deployable_subnet(trained, serial, tmp_path):
+    path, budget = trained
+    work = tmp_path / "run.h5"
+    work.write_bytes(path.read_bytes())
+    assert run_tool([str(work), "--macs", str(budget), *SEARCH, "--out", str(tmp_path)]).returncode == 0
+    front = [r for r in serial if r["role"] == "front"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "tools/export.py", str(work), "--front", str(len(front) - 1),
+                           "--out", str(tmp_path / "best.pt2")], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    described = json.loads((tmp_path / "best.json").read_text())
+    assert described["name"] == front[-1]["name"] and described["macs_per_sample"] == int(front[-1]["macs"])
 
 
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(trained, tmp_path, monkeypatch, capsys):
