@@ -16,6 +16,8 @@ from tests.fakes import tiny_space
 SUPERFED_OPTIONS = "superfed's options: distribution, weighting, beta0, beta_end, decay_fraction, sample_weighted"
 
 
+NEEDS = {"fednas": ["data.client_val_fraction=0.2"]}   # what a method requires of the rest of the job
+
 @pytest.mark.parametrize("name", list(STRATEGIES))
 def test_every_strategy_declares_frozen_options_whose_fields_have_defaults(name):
     options = STRATEGIES[name].Options
@@ -35,7 +37,7 @@ def test_the_default_job_has_superfeds_default_options():
 
 @pytest.mark.parametrize("name", list(STRATEGIES))
 def test_a_strategy_reads_the_jobs_options_for_its_method(name):
-    job = load_job(None, [f"strategy.name={name}"])
+    job = load_job(None, [f"strategy.name={name}", *NEEDS.get(name, [])])
     assert type(job.strategy.options) is STRATEGIES[name].Options
     assert make_strategy(job, tiny_space()).options is job.strategy.options
 
@@ -48,7 +50,7 @@ def test_a_method_without_options_loads_with_or_without_its_empty_section():
 
 @pytest.mark.parametrize("name", list(STRATEGIES))
 def test_to_yaml_writes_only_the_chosen_methods_options_and_round_trips(tmp_path, name):
-    job = load_job(None, [f"strategy.name={name}"])
+    job = load_job(None, [f"strategy.name={name}", *NEEDS.get(name, [])])
     written = job.to_yaml()
     path = tmp_path / "job.yaml"
     path.write_text(written)
@@ -111,7 +113,7 @@ ERRORS = [
     ({}, ["strategy.name=fjord", "strategy.fjord.distill=maybe"],
      "strategy.fjord.distill = 'maybe': expected true or false"),
     ({}, ["strategy.name=fedprox"], "strategy.name = 'fedprox': accepted "
-                                    "fedavg | superfed | heterofl | fedrolex | feddropout | fedsup | efedsup | fjord | ifedavg"),
+                                    "fedavg | superfed | heterofl | fedrolex | feddropout | fedsup | efedsup | fjord | ifedavg | fednas"),
     ({}, ["strategy.superfed=5"], "strategy.superfed: expected a mapping; got 5"),
 ]
 
