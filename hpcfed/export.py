@@ -64,17 +64,9 @@ class Choice:
     model: int
 
 
-def _same(value: float, choices) -> float:
-    """The space's choice that an architecture name's rounded number stands for (else the number)."""
-    return next((float(c) for c in choices if f"{c:g}" == f"{value:g}"), value)
-
-
 def parse_arch(name: str, space: ResNetSpace) -> Arch:
-    """An architecture name (Arch.name) of ``space``, its rounded numbers read as the space's choices."""
-    arch = Arch.from_name(name)
-    arch = Arch(arch.depths, tuple(tuple(_same(e, space.expand_choices) for e in s) for s in arch.expands),
-                arch.kernels, _same(arch.width, space.width_choices))
-    return space.validate(arch)
+    """An architecture name (Arch.name) of ``space`` (hpcfed.supernet.space.ResNetSpace.named)."""
+    return space.named(name)
 
 
 def read_front(path: Path) -> list[Arch]:

@@ -11,6 +11,7 @@ from hpcfed.aggregate import SCALE, maxnet_beta
 from hpcfed.config import ClientsConfig, JobConfig, StrategyConfig, TrainConfig
 from hpcfed.data import load_federated_data
 from hpcfed.devices import Device
+from hpcfed.errors import ConfigError
 from hpcfed.seeding import rng as seeded_rng
 from hpcfed.seeding import torch_generator
 from hpcfed.strategies import STRATEGIES, ClientSlot, make_strategy
@@ -372,3 +373,16 @@ def test_client_host_masks_partial_subnets_to_their_flat_index(digits):
     got = fused[:p][covered].astype(np.float64) / SCALE      # weight 1
     assert np.abs(got - theta.numpy()[covered]).max() <= 1e-6
     assert (theta - base).abs().max() > 1e-3
+
+
+def test_fedavg_trains_any_architecture_of_the_space_given_by_name():
+    space = tiny_space()
+    arch = space.sample(np.random.default_rng(4))
+    strategy = make_strategy(make_job(name="fedavg", arch=arch.name), space)
+    assert strategy.reference_subnets() == [SubnetSpec(arch)]
+    specs = strategy.assign(0, make_slots([0, 1]), lambda slot, a: True, seeded_rng(0, "assign", 0))
+    assert specs == [SubnetSpec(arch), SubnetSpec(arch)]
+    too_deep = Arch(tuple(d + 1 for d in arch.depths), tuple(e + (e[-1],) for e in arch.expands),
+                    tuple(k + (k[-1],) for k in arch.kernels), arch.width)
+    with pytest.raises(ConfigError, match="strategy.fedavg: arch d"):
+        make_strategy(make_job(name="fedavg", arch=too_deep.name), space).reference_subnets()

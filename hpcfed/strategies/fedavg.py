@@ -15,14 +15,27 @@ from hpcfed.supernet import Arch, SubnetSpec
 
 
 def check_arch_name(name: str, key: str, job) -> None:
-    """``name`` must be largest | smallest | ref<i> with i below ``eval.subnets``."""
+    """``name`` must be largest | smallest | ref<i> with i below ``eval.subnets``, or an architecture
+    name (Arch.name, e.g. a search's choice; checked against the space when the strategy is built)."""
     n = job.eval.subnets
-    check(name in ("largest", "smallest") or (name.startswith("ref") and name[3:].isdigit() and int(name[3:]) < n),
-          key, name, f"largest | smallest | ref0..ref{n - 1}")
+    named = name in ("largest", "smallest") or (name.startswith("ref") and name[3:].isdigit() and int(name[3:]) < n)
+    if not named and name[:1] == "d":
+        try:
+            Arch.from_name(name)
+            named = True
+        except ConfigError:
+            pass
+    check(named, key, name, f"largest | smallest | ref0..ref{n - 1} | an architecture name such as d2,1-e.25,.5,1-k3,3,3-w1")
 
 
 def named_arch(strategy: Strategy, name: str) -> Arch:
-    """The architecture ``name`` (largest | smallest | ref<i>, the i-th reference subnet) names."""
+    """The architecture ``name`` (largest | smallest | ref<i>, the i-th reference subnet, or an
+    architecture name of the space) names."""
+    if name[:1] == "d":
+        try:
+            return strategy.space.named(name)
+        except ConfigError as err:
+            raise ConfigError(f"strategy.{strategy.name}: {err}") from None
     if name == "largest":
         return strategy.space.largest()
     if name == "smallest":
@@ -37,7 +50,7 @@ def named_arch(strategy: Strategy, name: str) -> Arch:
 
 @dataclass(frozen=True)
 class FedAvgOptions(StrategyOptions):
-    arch: str = "largest"   # largest | smallest | ref<i> (i-th reference subnet)
+    arch: str = "largest"   # largest | smallest | ref<i> (i-th reference subnet) | an architecture name
 
     def check(self, job, key):
         check_arch_name(self.arch, f"{key}.arch", job)

@@ -88,6 +88,16 @@ class ResNetSpace:
                               ws[int(round(t * (len(ws) - 1)))]))
         return list(dict.fromkeys(archs))
 
+    def named(self, name: str) -> Arch:
+        """The architecture of this space whose :attr:`Arch.name` is ``name``: its rounded numbers are
+        read as the space's choices (``.333333`` as 1/3); one-line ConfigError if it is not in the space."""
+        def same(value: float, choices) -> float:
+            return next((float(c) for c in choices if f"{c:g}" == f"{value:g}"), value)
+        arch = Arch.from_name(name)
+        arch = Arch(arch.depths, tuple(tuple(same(e, self.expand_choices) for e in s) for s in arch.expands),
+                    arch.kernels, same(arch.width, self.width_choices))
+        return self.validate(arch)
+
     def sample(self, rng: np.random.Generator) -> Arch:
         """A uniformly random architecture: depth per stage, then expand and kernel per block."""
         depths = tuple(int(rng.integers(1, d + 1)) for d in self.depths)
