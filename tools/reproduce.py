@@ -31,12 +31,15 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import yaml  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hpcfed.errors import HpcfedError  # noqa: E402
 from hpcfed.jobruns import reusable, run_method, select_jobs  # noqa: E402
+from hpcfed.config import build_job  # noqa: E402
 from hpcfed.launch import mpirun  # noqa: E402
+from hpcfed.supernet import Arch  # noqa: E402
 from hpcfed.report import comparison_rows  # noqa: E402
 from hpcfed.results import read_results  # noqa: E402
 from hpcfed.strategies.fednas_report import step_ranking  # noqa: E402
@@ -55,6 +58,7 @@ class Claim:
     measure: Callable[[dict[str, list[dict]], dict[str, dict]], dict[str, float]]   # (rows, results) -> figures
     claimed: dict[str, str] = field(default_factory=dict)           # figure -> the paper's value
     quick: list[str] = field(default_factory=list)                  # --quick overrides after QUICK's
+    retrain: int = 0   # > 0: each search's chosen architecture is also trained alone by FedAvg for this many rounds
 
 
 def cost_ratios(rows: dict[str, list[dict]], results: dict[str, dict]) -> dict[str, float]:
@@ -79,7 +83,8 @@ def variant_accuracy(rows: dict[str, list[dict]], results: dict[str, dict]) -> d
 
 def fednas_figures(rows: dict[str, list[dict]], results: dict[str, dict]) -> dict[str, float]:
     """FedNAS against the straightforward search: client cost of the search phase three ways, the
-    chosen architectures' test accuracy after the same final training, and how alike the first
+    chosen architectures' test accuracy after the same final training (each search's own, and FedAvg
+    of the architecture alone, ``Claim.retrain`` rounds from the initial weights), and how alike the first
     step's rankings are (Kendall tau over the candidates both scored; the first step's candidates
     are the same in both, later steps' only where both chose the same parents)."""
     fast, slow = results["fednas"]["search"], results["straightforward"]["search"]
@@ -92,6 +97,9 @@ def fednas_figures(rows: dict[str, list[dict]], results: dict[str, dict]) -> dic
                "chosen test accuracy, FedNAS - straightforward (points)":
                    100 * (results["fednas"]["attrs"]["chosen_test_accuracy"]
                           - results["straightforward"]["attrs"]["chosen_test_accuracy"]),
+               "chosen retrained alone, FedNAS - straightforward (points)":
+                   100 * (results["fednas_retrain"]["eval"]["accuracy"][-1][0]
+                          - results["straightforward_retrain"]["eval"]["accuracy"][-1][0]),
                "same architecture chosen": float(results["fednas"]["attrs"]["chosen_arch"]
                                                  == results["straightforward"]["attrs"]["chosen_arch"])}
     first, second = step_ranking(fast["candidates"], 0), step_ranking(slow["candidates"], 0)
@@ -133,8 +141,9 @@ CLAIMS: dict[str, Claim | None] = {
         "FedNAS reduces the client cost of a straightforward federated NAS by up to two orders of magnitude "
         "at comparable accuracy", "../fednas.yaml", {"deformed16": ([], None)}, fednas_figures,
         {"search client MACs ratio": "up to 100x (unit not public)", "search client-rounds ratio": "up to 100x",
-         "chosen test accuracy, FedNAS - straightforward (points)": "comparable"},
-        quick=["rounds=80", "strategy.fednas.warmup_rounds=1", "strategy.fednas.finetune_rounds=1",
+         "chosen test accuracy, FedNAS - straightforward (points)": "comparable",
+         "chosen retrained alone, FedNAS - straightforward (points)": "comparable"},
+        retrain=40, quick=["rounds=80", "strategy.fednas.warmup_rounds=1", "strategy.fednas.finetune_rounds=1",
                "strategy.fednas.fixed_rounds=1", "strategy.fednas.max_rounds=2", "strategy.fednas.target=0.8",
                "strategy.fednas.shrink=0.15", "eval.val_clients=4", "data.client_val_fraction=0.3"]),
     "distreal-tta": None,     # DISTREAL is not built yet (issue 13)
@@ -142,7 +151,7 @@ CLAIMS: dict[str, Claim | None] = {
 
 
 def run_setting(claim: Claim, setting: str, seed: int, out: Path, ranks: int, extra: list[str],
-                only: str | None) -> dict[str, list[dict]]:
+                only: str | None, quick: bool = False) -> dict[str, list[dict]]:
     """Run the methods of the claim's job set for one setting and seed (``only``: a comma-separated
     subset); each method's results (hpcfed.results.read_results)."""
     overrides, methods = claim.settings[setting]
@@ -152,11 +161,34 @@ def run_setting(claim: Claim, setting: str, seed: int, out: Path, ranks: int, ex
     out.mkdir(parents=True, exist_ok=True)
     rows = {}
     for label, job in jobs.items():
-        if not reusable(out / f"{label}.h5", job):
-            (out / f"{label}.yaml").write_text(job.to_yaml())
-            run_method(label, out, ranks, tool="reproduce")
-        rows[label] = read_results(out / f"{label}.h5")
+        rows[label] = run_job(label, job, out, ranks)
+    if claim.retrain:
+        for label, job in retrain_jobs(rows, jobs, 1 if quick else claim.retrain).items():
+            rows[label] = run_job(label, job, out, ranks)
     return rows
+
+
+def run_job(label: str, job, out: Path, ranks: int) -> dict:
+    """Run ``job`` into ``out``/<label>.h5 unless a finished run of it is there; its results."""
+    if not reusable(out / f"{label}.h5", job):
+        (out / f"{label}.yaml").write_text(job.to_yaml())
+        run_method(label, out, ranks, tool="reproduce")
+    return read_results(out / f"{label}.h5")
+
+
+def retrain_jobs(results: dict[str, dict], jobs: dict, rounds: int) -> dict:
+    """For each search run, FedAvg of its chosen architecture alone for ``rounds`` rounds on the same
+    clients and seed (label <method>_retrain): the architectures compared, not the searches' weights."""
+    retrain = {}
+    for label, r in results.items():
+        if "chosen_arch" not in r["attrs"]:
+            continue
+        mapping = yaml.safe_load(jobs[label].to_yaml())
+        mapping["strategy"] = {"name": "fedavg", "fedavg": {"arch": Arch.from_json(r["attrs"]["chosen_arch"]).name}}
+        mapping.update(rounds=rounds, name=f"{mapping['name']}_retrain")
+        mapping["eval"]["every"] = rounds
+        retrain[f"{label}_retrain"] = build_job(mapping)
+    return retrain
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             raise HpcfedError(f"--settings: {unknown[0]!r} is not a setting of {args.claim}; "
                               f"accepted: {', '.join(claim.settings)}")
-        measured = {s: [run_setting(claim, s, seed, folder / s / f"seed{seed}", args.ranks, extra, args.methods)
+        measured = {s: [run_setting(claim, s, seed, folder / s / f"seed{seed}", args.ranks, extra, args.methods, args.quick)
                         for seed in range(args.seeds)] for s in settings}
     except (HpcfedError, RuntimeError) as err:
         print(f"reproduce: error: {err}", file=sys.stderr)
