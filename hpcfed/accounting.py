@@ -1,7 +1,8 @@
 """The cost model and the ledger: what a client's work costs before the round, what it cost after.
 
 Before the round (:class:`Costs`): whether a client fits a subnet (memory and, with a deadline,
-time), its local schedule and training MACs, and its virtual round time (hpcfed.devices). After
+time), its local schedule and training MACs, and its virtual round time (hpcfed.devices; with a
+share that changes within the round, integrated from the round's start). After
 the round (:func:`client_ledger`): per sampled client the samples, MACs, bytes and loss the round
 actually spent, from the plan and the outcome. Nothing here sends or trains.
 """
@@ -14,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 
 from hpcfed.config import JobConfig
-from hpcfed.devices import round_time
+from hpcfed.devices import Population, round_time
 from hpcfed.outcome import Outcome
 from hpcfed.plan import Schedule
 from hpcfed.strategies import ClientSlot, Strategy
@@ -38,10 +39,13 @@ class Cohort:
 
 
 class Costs:
-    """The cost model of one job; schedules and MACs are remembered for the current round."""
+    """The cost model of one job; schedules and MACs are remembered for the current round.
+    With a ``population`` whose share changes within a round (``Population.within_round``), round
+    times integrate it from the slot's ``start_s``; otherwise the slot's start share holds."""
 
-    def __init__(self, job: JobConfig, space: ResNetSpace, strategy: Strategy):
+    def __init__(self, job: JobConfig, space: ResNetSpace, strategy: Strategy, population: Population | None = None):
         self.job, self.space, self.strategy = job, space, strategy
+        self.varying = population if population is not None and population.within_round else None
         self.round, self.planned = -1, {}   # (client, spec) -> (schedule or None, training MACs)
 
     def local_work(self, r: int, slot: ClientSlot, spec: SubnetSpec) -> tuple[Schedule | None, float]:
@@ -77,6 +81,9 @@ class Costs:
         if spec is None:
             return math.inf
         nbytes = cached_cost(self.space, spec.arch).param_bytes
+        if self.varying is not None:
+            return self.varying.round_time(slot.client, slot.device, slot.start_s, nbytes,
+                                           self.train_macs(r, slot, spec), nbytes)
         return round_time(slot.device, slot.availability, nbytes, self.train_macs(r, slot, spec), nbytes)
 
 
@@ -110,6 +117,11 @@ def client_ledger(r: int, cohort: Cohort, outcome: Outcome, costs: Costs) -> dic
                 macs[i] = c.train_macs(int(samples[i]))
         else:   # a dropped straggler worked until the round ended
             download = c.param_bytes / slot.device.down_bytes_per_s
+            if costs.varying is not None:   # what its changing share allowed from the download's end on
+                done = costs.varying.compute_between(slot.client, slot.device, slot.start_s + download,
+                                                     cohort.duration - download)
+                macs[i] = min(planned, done)
+                continue
             share = min(1.0, max(0.0, (cohort.duration - download) / max(cohort.times[i] - download, 1e-12)))
             macs[i] = share * planned
     return {"round": np.full(n, r), "client": np.array([s.client for s in cohort.slots], dtype=np.int64),

@@ -35,11 +35,18 @@ class DevicesConfig:
     memory_mb: tuple[float, float] = (2.0, 16.0)          # training memory limit, log-uniform per client
     down_mbps: tuple[float, float] = (5.0, 100.0)         # download bandwidth (megabit/s)
     up_mbps: tuple[float, float] = (1.0, 20.0)            # upload bandwidth (megabit/s)
-    availability: str = "stochastic"                      # always | stochastic | trace
+    availability: str = "stochastic"                      # always | stochastic | trace | markov (hpcfed.devices)
     online_prob: float = 0.9                              # stochastic: chance a client is online in a period
     compute_share: tuple[float, float] = (0.3, 1.0)       # stochastic: share of its speed available, uniform
     period_s: float = 300.0                               # stochastic: availability is redrawn every period
     trace: str = ""                                       # trace: CSV file client,start_s,availability
+    levels: tuple[float, ...] = (1.0, 0.66, 0.33)         # markov: the shares of its speed a client moves between
+    step_s: float = 5.0                                   # markov: virtual seconds between possible level changes
+    stay_prob: float = 0.8                                # markov: chance to keep the level at a step, else
+                                                          # a uniformly random other level
+    within_round: bool = False                            # stochastic, trace: true = a round's training integrates
+                                                          # the share as it changes; false = the share at the round's
+                                                          # start holds all round (markov always integrates)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from hpcfed.config import JobConfig
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "devices.availability": ("always", "stochastic", "trace"),
+    "devices.availability": ("always", "stochastic", "trace", "markov"),
     "data.name": ("digits", "synthetic", "cifar10", "deformed_digits"),
     "data.partition": ("iid", "dirichlet", "shards", "natural"),
     "model.space": ("resnet", "mobilenet"),
@@ -98,6 +98,10 @@ def validate(job: JobConfig) -> None:
     check(d.period_s > 0, "devices.period_s", d.period_s, "a number > 0")
     check(d.availability != "trace" or bool(d.trace), "devices.trace", d.trace,
           "a CSV file path when devices.availability is trace")
+    check(len(d.levels) > 0 and all(0 < v <= 1 for v in d.levels) and len(set(d.levels)) == len(d.levels),
+          "devices.levels", list(d.levels), "a non-empty list of distinct shares in (0, 1] (markov never goes offline)")
+    check(d.step_s > 0, "devices.step_s", d.step_s, "a number > 0 (virtual seconds)")
+    check(0 <= d.stay_prob <= 1, "devices.stay_prob", d.stay_prob, "a number in [0, 1]")
     m = job.model
     n_stages = len(m.widths)
     for key in ("depths", "strides"):

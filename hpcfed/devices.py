@@ -1,11 +1,30 @@
 """Simulated client devices, their availability over time, and the virtual clock of a round.
 
-Nothing sleeps: a client's round time is a model (DESIGN.md),
-``download bytes / down bandwidth + training MACs / (speed x available share) + upload bytes /
-up bandwidth``. Each client's device (speed, memory, bandwidth) is drawn on demand from its own
-seeded stream, so memory does not grow with the population. Availability is either always full,
-a seeded stochastic model (online with some probability and a random share of its compute,
-redrawn every period of virtual time), or a user trace file.
+Nothing sleeps: a client's round time is a model (DESIGN.md). Each client's device (speed, memory,
+bandwidth) is drawn on demand from its own seeded stream, so memory does not grow with the
+population. Availability, the share of its compute a client may use at virtual time t (0 =
+offline), is one of (``devices.availability``):
+
+* ``always``: 1;
+* ``stochastic``: online with probability ``online_prob`` and then a uniform share in
+  ``compute_share``, redrawn every ``period_s`` of virtual time;
+* ``trace``: a user trace file (format below);
+* ``markov``: a seeded Markov chain over ``levels`` that may change level every ``step_s``
+  (keeping it with probability ``stay_prob``), on a time scale shorter than a round
+  (scheme in hpcfed.availability).
+
+Every model is piecewise constant in time (:meth:`Population.segments`). A round's time is
+
+* for ``always``, ``stochastic`` and ``trace`` (the default, ``devices.within_round: false``):
+  ``download bytes / down bandwidth + training MACs / (speed x share at the round's start) +
+  upload bytes / up bandwidth``;
+* for ``markov``, and for ``stochastic`` and ``trace`` with ``devices.within_round: true``: the
+  download, then training from the end of the download until speed x share(t), integrated over
+  the changing share, has done the training MACs (offline stretches do no work; work not done a
+  week of virtual time after it started never is: infinite), then the upload
+  (:meth:`Population.round_time`, :meth:`Population.work_time`). Bandwidths do not vary.
+
+A client offline at the round's start cannot take part (infinite time).
 
 Trace format (CSV with a header line)::
 
@@ -25,6 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hpcfed import availability as avail
 from hpcfed.config import DevicesConfig
 from hpcfed.errors import ConfigError
 from hpcfed.seeding import rng
@@ -60,6 +80,12 @@ class Population:
         return Device(_log_uniform(g, c.speed_macs_per_s), _log_uniform(g, c.memory_mb) * 2**20,
                       _log_uniform(g, c.down_mbps) * MEGABIT, _log_uniform(g, c.up_mbps) * MEGABIT)
 
+    @property
+    def within_round(self) -> bool:
+        """Whether round times integrate a share that changes during the round (module docstring)."""
+        c = self.cfg
+        return c.availability == "markov" or (c.within_round and c.availability in ("stochastic", "trace"))
+
     def availability(self, client: int, t: float) -> float:
         """Share of the client's compute available at virtual time ``t`` (0 = offline)."""
         c = self.cfg
@@ -72,9 +98,54 @@ class Population:
             starts, values = rows
             i = int(np.searchsorted(starts, t, side="right")) - 1
             return 1.0 if i < 0 else float(values[i])
-        g = rng(self.seed, "availability", client, int(t // c.period_s))
+        if c.availability == "markov":
+            return avail.markov_share(self.seed, client, c.levels, c.stay_prob, c.step_s, t)
+        return self._stochastic(client, int(t // c.period_s))
+
+    def _stochastic(self, client: int, period: int) -> float:
+        c = self.cfg
+        g = rng(self.seed, "availability", client, period)
         online = g.random() < c.online_prob
         return float(g.uniform(*c.compute_share)) if online else 0.0
+
+    def share_steps(self, client: int, t0: float, t1: float) -> avail.Steps:
+        """The share of ``client`` over ``[t0, t1)`` as (edges, shares) arrays (hpcfed.availability)."""
+        c = self.cfg
+        if c.availability == "markov":
+            return avail.markov_steps(self.seed, client, c.levels, c.stay_prob, c.step_s, t0, t1)
+        if c.availability == "trace":
+            return avail.trace_steps(self.trace.get(client), t0, t1)
+        if c.availability == "stochastic":
+            return avail.periodic_steps(lambda k: self._stochastic(client, k), c.period_s, t0, t1)
+        return np.array([t0, t1]), np.array([1.0])
+
+    def segments(self, client: int, t0: float, t1: float) -> list[tuple[float, float, float]]:
+        """``[(start, end, share), ...]`` covering ``[t0, t1)`` in order, equal neighbours joined."""
+        edges, shares = avail.merged(self.share_steps(client, t0, t1))
+        return [(float(a), float(b), float(s)) for a, b, s in zip(edges[:-1], edges[1:], shares)]
+
+    def compute_between(self, client: int, device: Device, t: float, dt: float) -> float:
+        """MACs the client can train in ``[t, t + dt)``: speed x the integral of its share."""
+        if dt <= 0:
+            return 0.0
+        return device.speed_macs_per_s * avail.work_between(self.share_steps(client, t, t + dt))
+
+    def work_time(self, client: int, device: Device, t_start: float, macs: float) -> float:
+        """Seconds the client needs to train ``macs`` starting at ``t_start`` as its share changes
+        (infinite when not done within ``hpcfed.availability.WORK_HORIZON_S``)."""
+        work = macs / device.speed_macs_per_s
+        return avail.work_time(lambda t0, t1: self.share_steps(client, t0, t1), t_start, work, 1.5 * work)
+
+    def round_time(self, client: int, device: Device, t_start: float, down_bytes: float, train_macs: float,
+                   up_bytes: float) -> float:
+        """Virtual seconds of the client's round starting at ``t_start`` under this population's model:
+        :func:`round_time` with the share at ``t_start``, or (``within_round``) download, the work
+        integral from the download's end, upload. Infinite when offline at ``t_start``."""
+        share = self.availability(client, t_start)
+        if not self.within_round or share <= 0:
+            return round_time(device, share, down_bytes, train_macs, up_bytes)
+        down = down_bytes / device.down_bytes_per_s
+        return down + self.work_time(client, device, t_start + down, train_macs) + up_bytes / device.up_bytes_per_s
 
 
 def round_time(device: Device, availability: float, down_bytes: int, train_macs: int, up_bytes: int) -> float:

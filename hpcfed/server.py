@@ -54,7 +54,7 @@ class Server:
                  population: Population, writer: ResultsWriter, backend: Backend, device: torch.device,
                  checkpoint_file: Path, resume_from: Snapshot | None = None, progress=print):
         self.job, self.model, self.strategy, self.writer, self.backend = job, model, strategy, writer, backend
-        self.costs = Costs(job, model.space, strategy)
+        self.costs = Costs(job, model.space, strategy, population)
         self.planner = Planner(job, strategy, population, data.samples_per_client(),
                                data.validation_per_client(), self.costs)
         calibration = calibration_sample(data, job.eval.calibration_samples, job.seed).to(device)

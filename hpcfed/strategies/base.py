@@ -54,7 +54,8 @@ class ClientSlot:
     client: int
     samples: int
     device: Device
-    availability: float
+    availability: float   # share of its compute at the round's start (hpcfed.devices)
+    start_s: float = 0.0  # virtual time the round starts
 
 
 class Strategy:
