@@ -3,18 +3,25 @@ subnet, client MACs, bytes down and up, virtual and wall time; printed, written 
 
     python tools/compare.py jobs/compare_digits.yaml                  # every method, into runs/compare_digits/
     python tools/compare.py JOBSET --methods superfed,heterofl --out DIR --ranks 3 --set rounds=20
+    python tools/compare.py JOBSET --target 0.9                       # also: when each subnet first reached 90 %
 
 For each method (in the job set's order), DIR/<method>.yaml is its resolved job (rerun one with
 ``python -m hpcfed.run DIR/<method>.yaml``), DIR/<method>.h5 its results and DIR/<method>.log its
 output; a finished run of the same job found there is reused, unless --overwrite. A failed run
 stops the tool (exit 1); bad input stops it before anything runs (exit 2). Then it writes
 DIR/compare.csv (one row per method and reference subnet; columns: COMPARISON_COLUMNS in
-hpcfed/report.py) and DIR/compare.png (accuracy vs forward MACs per method; totals per method).
+hpcfed/report.py), DIR/compare.png (accuracy vs forward MACs per method; totals per method) and
+DIR/time_to_accuracy.png (the largest reference subnet's accuracy vs virtual time per method).
+
+--target ACC (a test accuracy as a fraction in (0, 1]) fills the columns time_to_target_s and
+round_to_target (when each reference subnet's accuracy first reached ACC; empty when it never did
+or without --target), adds them to the printed table and draws ACC on DIR/time_to_accuracy.png.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import math
 import sys
 from pathlib import Path
 
@@ -27,8 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hpcfed.errors import HpcfedError  # noqa: E402
 from hpcfed.jobruns import reusable, run_method, select_jobs  # noqa: E402
+from hpcfed.figures import time_to_accuracy_figure  # noqa: E402
 from hpcfed.launch import mpirun  # noqa: E402
-from hpcfed.report import COMPARISON_COLUMNS, comparison_rows, comparison_table  # noqa: E402
+from hpcfed.report import COMPARISON_COLUMNS, comparison_rows, comparison_table, parse_target  # noqa: E402
 from hpcfed.results import read_results  # noqa: E402
 
 TOTALS = {"client_macs": "client training MACs", "bytes_down": "bytes down", "bytes_up": "bytes up",
@@ -39,7 +47,8 @@ def write_csv(rows: list[dict], path: Path) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(COMPARISON_COLUMNS))
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: "" if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+                         for row in rows)   # NaN (not reached, not measured) is an empty cell
 
 
 def plot(rows: list[dict], path: Path, title: str) -> None:
@@ -75,9 +84,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a job field for every method, after the method's own (repeatable)")
     parser.add_argument("--methods", help="comma-separated labels to run (default: every method of the job set)")
     parser.add_argument("--overwrite", action="store_true", help="rerun methods whose results already exist")
+    parser.add_argument("--target", metavar="ACC", help="target test accuracy, a fraction in (0, 1]: report when each "
+                                                        "reference subnet first reached it (virtual time, round)")
     args = parser.parse_args(argv)
     out = args.out or Path("runs") / Path(args.jobset).stem
     try:
+        target = parse_target(args.target) if args.target is not None else None
         if args.ranks < 0:
             raise HpcfedError(f"--ranks {args.ranks}: accepted 0 (one process) or a number of ranks >= 1")
         jobs = select_jobs(args.jobset, args.methods, args.overrides)
@@ -101,11 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"compare: {label}: running ({i + 1}/{len(jobs)}, strategy {job.strategy.name}) ...", flush=True)
             run_method(label, out, args.ranks)
-    rows = [row for label in jobs for row in comparison_rows(label, read_results(out / f"{label}.h5"))]
-    print(comparison_table(rows))
+    results = {label: read_results(out / f"{label}.h5") for label in jobs}
+    rows = [row for label, r in results.items() for row in comparison_rows(label, r, target)]
+    print(comparison_table(rows, target))
     write_csv(rows, out / "compare.csv")
     plot(rows, out / "compare.png", Path(args.jobset).stem)
-    print(f"results: {out / 'compare.csv'}, {out / 'compare.png'}")
+    time_to_accuracy_figure(list(results.items()), out / "time_to_accuracy.png", "largest", target,
+                            title=f"{Path(args.jobset).stem}: largest reference subnet of each method")
+    print(f"results: {out / 'compare.csv'}, {out / 'compare.png'}, {out / 'time_to_accuracy.png'}")
     return 0
 
 

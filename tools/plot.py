@@ -1,6 +1,18 @@
-"""Plot accuracy vs MACs (last evaluation) and accuracy vs virtual time of a results file, as PNG.
+"""Plot a results file (accuracy vs MACs, accuracy vs virtual time), or several runs on one figure, as PNG.
 
     python tools/plot.py RUN.h5 [--out-dir DIR]     # writes RUN-acc_vs_macs.png, RUN-acc_vs_time.png
+    python tools/plot.py RUN1.h5 RUN2.h5 [--out FIG.png] [--labels A,B] [--subnet largest] [--target 0.9]
+                                                    # one figure: test accuracy against virtual time
+
+One run, as in the first line: the run's last evaluation against forward MACs per sample, and every
+reference subnet's accuracy against virtual time, beside the run (or in --out-dir).
+
+Several runs, or any of --out, --labels, --subnet, --target, --x: one figure (hpcfed.figures), one
+line per run for its largest reference subnet (--subnet all|largest|smallest|NAME), labelled with
+the file name without .h5 (--labels: comma-separated, one per run), against virtual time (--x
+virtual) or rounds completed (--x round). --target ACC (a fraction in (0, 1]) draws a horizontal
+line there and a star where each line first reaches it. Written to --out (default:
+runs-acc_vs_time.png in --out-dir, or beside the first run).
 """
 from __future__ import annotations
 
@@ -16,6 +28,9 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from hpcfed.errors import HpcfedError  # noqa: E402
+from hpcfed.figures import X_CHOICES, pick_subnets, time_to_accuracy_figure  # noqa: E402
+from hpcfed.report import parse_target  # noqa: E402
 from hpcfed.results import read_results  # noqa: E402
 
 
@@ -55,17 +70,65 @@ def plot(path: str, out_dir: str | None = None) -> list[Path]:
     return [macs_png, time_png]
 
 
+def plot_runs(runs: list[str], out: str | None = None, out_dir: str | None = None, labels: str | None = None,
+              subnet: str = "largest", target: float | None = None, x: str = "virtual") -> Path:
+    """Several runs' accuracy against virtual time on one figure (hpcfed.figures.time_to_accuracy_figure);
+    return its path. Bad input (an unreadable run, one without evaluations, a --subnet it lacks, a
+    wrong number of --labels) is an HpcfedError naming it."""
+    names = labels.split(",") if labels is not None else [Path(run).stem for run in runs]
+    if len(names) != len(runs):
+        raise HpcfedError(f"--labels {labels!r}: {len(names)} labels for {len(runs)} runs; give one per run, "
+                          f"comma-separated")
+    loaded = []
+    for run, name in zip(runs, names):
+        try:
+            results = read_results(run)
+        except (OSError, KeyError) as err:
+            raise HpcfedError(f"{run!r}: {err}") from None
+        if not len(results["eval"]["round"]) or not len(results["eval"]["subnet_names"]):
+            raise HpcfedError(f"{run!r} holds no evaluation of a reference subnet (not yet, or a search: "
+                              f"see tools/summarize.py)")
+        try:
+            pick_subnets(results, subnet)
+        except HpcfedError as err:
+            raise HpcfedError(f"{run!r}: {err}") from None
+        loaded.append((name, results))
+    path = Path(out) if out else Path(out_dir or Path(runs[0]).parent) / "runs-acc_vs_time.png"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return time_to_accuracy_figure(loaded, path, subnet, target, x)
+    except OSError as err:
+        raise HpcfedError(f"{str(path)!r}: cannot write there ({err.strerror or err})") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", help="HDF5 results file written by hpcfed.run")
-    parser.add_argument("--out-dir", help="folder for the PNG files (default: beside the run)")
+    parser.add_argument("runs", nargs="+", metavar="run", help="HDF5 results file(s) written by hpcfed.run")
+    parser.add_argument("--out-dir", help="folder for the PNG files (default: beside the (first) run)")
+    parser.add_argument("--out", help="several runs: the figure's path (default: OUT_DIR/runs-acc_vs_time.png)")
+    parser.add_argument("--labels", help="several runs: comma-separated legend labels, one per run "
+                                         "(default: the file names)")
+    parser.add_argument("--subnet", help="several runs: all, largest (default), smallest or a reference subnet's name")
+    parser.add_argument("--target", metavar="ACC", help="several runs: target test accuracy, a fraction in (0, 1]")
+    parser.add_argument("--x", choices=list(X_CHOICES), help="several runs: x axis, virtual time (default) or rounds")
     args = parser.parse_args(argv)
+    several = len(args.runs) > 1 or any(v is not None for v in (args.out, args.labels, args.subnet, args.target,
+                                                                  args.x))
     try:
-        for png in plot(args.run, args.out_dir):
-            print(png)
-    except (OSError, KeyError, ValueError) as err:
-        print(f"plot: error: {args.run!r}: {err}", file=sys.stderr)
+        if several:
+            target = parse_target(args.target) if args.target is not None else None
+            pngs = [plot_runs(args.runs, args.out, args.out_dir, args.labels, args.subnet or "largest", target,
+                              args.x or "virtual")]
+        else:
+            pngs = plot(args.runs[0], args.out_dir)
+    except HpcfedError as err:
+        print(f"plot: error: {err}", file=sys.stderr)
         return 2
+    except (OSError, KeyError, ValueError) as err:
+        print(f"plot: error: {args.runs[0]!r}: {err}", file=sys.stderr)
+        return 2
+    for png in pngs:
+        print(png)
     return 0
 
 
