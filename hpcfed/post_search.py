@@ -21,7 +21,6 @@ rank, so the search is the same for any number of ranks. Each architecture is sc
 """
 from __future__ import annotations
 
-import time
 
 import h5py
 import numpy as np
@@ -34,6 +33,7 @@ from hpcfed.errors import HpcfedError
 from hpcfed.evaluation import evaluate
 from hpcfed.results import STR
 from hpcfed.search import Candidate, SearchResult
+from hpcfed.spread import Spread
 from hpcfed.supernet import Arch, ElasticResNet, SubnetSpec
 from hpcfed.trained import TrainedRun
 
@@ -79,42 +79,15 @@ def _take(read, order, counts) -> tuple[torch.Tensor, torch.Tensor, int]:
     return torch.cat(xs), torch.cat(ys), len(ys)
 
 
-class Scorer:
-    """Validation accuracy of architectures, spread over the ranks of ``comm``; each scored once.
-
-    Rank 0 calls the scorer (it is the search's ``score``) and :meth:`stop` at the end; every other
-    rank calls :meth:`serve` and returns when rank 0 stops."""
+class Scorer(Spread):
+    """Validation accuracy of architectures, spread over the ranks of ``comm`` (hpcfed.spread); each
+    scored once. Rank 0 calls the scorer (it is the search's ``score``) and :meth:`stop` at the end;
+    every other rank calls :meth:`serve` and returns when rank 0 stops."""
 
     def __init__(self, comm: Comm, network: ElasticResNet, x: torch.Tensor, y: torch.Tensor,
                  calibration: torch.Tensor, batch_size: int):
-        self.comm, self.network, self.x, self.y = comm, network, x, y
-        self.calibration, self.batch_size = calibration, batch_size
-        self.cache: dict[Arch, float] = {}
-        self.busy_s = 0.0     # this rank's seconds spent scoring
-
-    def __call__(self, archs: list[Arch]) -> np.ndarray:
-        new = [a for a in dict.fromkeys(archs) if a not in self.cache]
-        if new:
-            size = self.comm.size
-            self.comm.bcast(new)
-            parts = self.comm.gather(self._score(new[0::size]))
-            for rank, part in enumerate(parts):
-                self.cache.update(zip(new[rank::size], part))
-        return np.array([self.cache[a] for a in archs])
-
-    def serve(self) -> None:
-        while (archs := self.comm.bcast()) is not None:
-            self.comm.gather(self._score(archs[self.comm.rank::self.comm.size]))
-
-    def stop(self) -> None:
-        self.comm.bcast(None)
-
-    def _score(self, archs: list[Arch]) -> list[float]:
-        start = time.perf_counter()
-        scores = evaluate(self.network, [SubnetSpec(a) for a in archs], self.x, self.y, self.batch_size,
-                          self.calibration).tolist() if archs else []
-        self.busy_s += time.perf_counter() - start
-        return scores
+        super().__init__(comm, lambda archs: evaluate(network, [SubnetSpec(a) for a in archs], x, y, batch_size,
+                                                      calibration).tolist())
 
 
 def report_test_accuracy(network: ElasticResNet, archs: list[Arch], data: FederatedData, batch_size: int,
