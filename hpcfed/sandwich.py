@@ -52,13 +52,15 @@ def sandwich_step_loss(model: ElasticResNet, specs: tuple[SubnetSpec, ...], x: t
 def train_schedule(model: ElasticResNet, schedule: Schedule, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
                    generator: torch.Generator, distill: bool,
                    scale: Callable[[SubnetSpec], float] = lambda s: 1.0) -> tuple[float, int]:
-    """``cfg.local_epochs`` epochs on (x, y), batch b training ``schedule[b]`` by :func:`sandwich_step_loss`.
+    """``cfg.local_epochs`` epochs on (x, y), batch b training ``schedule[b]`` by :func:`sandwich_step_loss`
+    (only the first ``len(schedule)`` batches when the schedule is shorter).
 
     Returns (mean over samples of the summed per-batch loss, samples processed). Batch order comes
     from ``generator`` as in :func:`hpcfed.training.train_subnet`.
     """
     batches = batch_schedule(len(y), cfg, generator, min_batch(model.space.norm))
-    if len(batches) != len(schedule):
+    if len(schedule) > len(batches):
         raise ValueError(f"subnet schedule has {len(schedule)} entries for {len(batches)} batches")
+    batches = batches[:len(schedule)]   # a shorter schedule ends the local work early (fewer local steps)
     return sgd_steps(model, batches, x, y, cfg,
                      lambda step, xb, yb: sandwich_step_loss(model, schedule[step], xb, yb, distill, scale))

@@ -74,6 +74,7 @@ class Server:
             self.models = {m: torch.from_numpy(w.copy()) for m, w in resume_from.models.items()}
             self.clock, self.next_round, wall_s = resume_from.clock, resume_from.round, resume_from.wall_s
             strategy.load_state_dict(resume_from.strategy)
+        strategy.prepare(data, population)
         self.started = time.perf_counter() - wall_s
         self.round_timed = time.perf_counter()   # when the last round's row was timed
         self.snapshot = self.take_snapshot()

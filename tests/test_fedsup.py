@@ -85,12 +85,15 @@ def test_sandwich_step_loss_is_the_sum_of_the_terms_by_hand(distill):
     torch.testing.assert_close(got_grad, want_grad, rtol=1e-5, atol=1e-7)
 
 
-def test_train_schedule_rejects_a_schedule_of_the_wrong_length():
+def test_train_schedule_rejects_a_too_long_schedule_and_stops_early_on_a_short_one():
     space = tiny_space("none")
     model = ElasticResNet(space)
     x, y = torch.randn(20, *space.input_shape), torch.randint(0, 10, (20,))
-    with pytest.raises(ValueError, match="3 entries for 6 batches"):
-        train_schedule(model, [(SubnetSpec(space.largest()),)] * 3, x, y, TRAIN, torch.Generator(), distill=True)
+    with pytest.raises(ValueError, match="7 entries for 6 batches"):
+        train_schedule(model, [(SubnetSpec(space.largest()),)] * 7, x, y, TRAIN, torch.Generator(), distill=True)
+    _, seen = train_schedule(model, [(SubnetSpec(space.largest()),)] * 3, x, y, TRAIN, torch.Generator(), distill=True)
+    lengths = batch_lengths(20, TRAIN, min_batch("none"))
+    assert len(lengths) == 6 and seen == sum(lengths[:3])    # fewer local steps: the first three batches
 
 
 def test_batch_lengths_are_the_sizes_of_the_batch_schedule():

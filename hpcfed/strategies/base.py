@@ -104,6 +104,15 @@ class Strategy:
         """Factor on every convolution output during local training (1 = none)."""
         return 1.0
 
+    def prepare(self, data, population) -> None:
+        """Rank 0, before the first round (and on resume): what the method needs of the data (e.g. the
+        server's validation split) and of the devices (their availability over time). Default: nothing."""
+
+    def device_schedule(self, round_index: int, slot: ClientSlot, spec: SubnetSpec) -> Schedule | None:
+        """The client's local schedule when it depends on its own device and its compute over the
+        round (``slot``: device, share, round start); by default :meth:`local_schedule`."""
+        return self.local_schedule(round_index, slot.client, spec, slot.samples)
+
     def local_schedule(self, round_index: int, client: int, spec: SubnetSpec, samples: int) -> Schedule | None:
         """The subnets (any channel sets) each local batch trains, teacher first, for rules that
         train several per batch or change subnets between batches (hpcfed.sandwich); None = ``spec``'s
