@@ -47,6 +47,10 @@ def reusable(path: Path, job: JobConfig) -> bool:
     except (OSError, KeyError, yaml.YAMLError) as err:
         raise HpcfedError(f"{str(path)!r} exists and is not an hpcfed results file ({err}); "
                           f"pass --overwrite to replace it or choose another --out") from None
+    try:   # read with today's defaults: a job field added since the run was made takes its default
+        held = yaml.safe_load(build_job(held).to_yaml())
+    except ConfigError:
+        pass   # a field since removed or renamed: the comparison below names it
     key = first_difference(held, yaml.safe_load(job.to_yaml()))
     if key is not None:
         raise HpcfedError(f"{str(path)!r} holds a run of another job ({key} differs); "

@@ -41,3 +41,25 @@ def test_files_that_hold_no_trained_supernet_are_refused_in_one_line(tmp_path):
         f.create_group("eval")
     with pytest.raises(HpcfedError, match="holds no trained supernet"):
         open_run(tmp_path / "running.h5")
+
+
+def test_a_finished_run_of_an_older_hpcfed_stays_reusable_when_only_defaulted_fields_were_added(tmp_path):
+    """hpcfed.jobruns.reusable reads a held job with today's defaults (a field added since takes its default)."""
+    import yaml
+
+    from hpcfed.config import load_job
+    from hpcfed.jobruns import reusable
+
+    out = tmp_path / "run.h5"
+    assert run_hpcfed([*TINY, "--out", str(out)]).returncode == 0
+    job = load_job(None, [a for a in TINY if a != "--set"])
+    with h5py.File(out, "r+") as f:
+        held = yaml.safe_load(f.attrs["config_yaml"])
+        del held["devices"]["levels"], held["eval"]["calibration_samples"]   # as written before they existed
+        f.attrs["config_yaml"] = yaml.safe_dump(held)
+    assert reusable(out, job)
+    with h5py.File(out, "r+") as f:
+        held["train"]["lr"] = 0.5
+        f.attrs["config_yaml"] = yaml.safe_dump(held)
+    with pytest.raises(HpcfedError, match="train.lr differs"):
+        reusable(out, job)

@@ -275,9 +275,15 @@ def plot(name: str, measured: dict[str, list[dict]], path: Path) -> None:
         for method in by_seed[0]:
             lines.setdefault("iFedAvg" if method.startswith("fedavg_ref") else method, []).append(method)
         for label, methods in lines.items():
-            macs = [r["subnet_macs"] for m in methods for r in by_seed[0][m]]
-            acc = np.array([[100 * r["accuracy"] for m in methods for r in rows[m]] for rows in by_seed])
-            ax.errorbar(macs, acc.mean(axis=0), yerr=acc.std(axis=0), marker="o", capsize=3, label=label)
+            per_seed = [[(r["subnet"], r["subnet_macs"], 100 * r["accuracy"]) for m in methods for r in rows[m]]
+                        for rows in by_seed]
+            if all([p[:2] for p in seed] == [p[:2] for p in per_seed[0]] for seed in per_seed):
+                acc = np.array([[p[2] for p in seed] for seed in per_seed])
+                ax.errorbar([p[1] for p in per_seed[0]], acc.mean(axis=0), yerr=acc.std(axis=0), marker="o",
+                            capsize=3, label=label)
+            else:   # other subnets on each seed (a search's family): every seed's points
+                ax.scatter([p[1] for seed in per_seed for p in seed], [p[2] for seed in per_seed for p in seed],
+                           label=label, s=14)
         ax.set(xscale="log", xlabel="forward MACs per sample", ylabel="test accuracy (%)", title=f"{name}: {setting}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
