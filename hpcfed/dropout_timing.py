@@ -25,7 +25,7 @@ from hpcfed.supernet import ElasticResNet, ResNetSpace
 def measure_step_seconds(model: ElasticResNet, space: ResNetSpace, vector: DropoutVector, batch_size: int = 16,
                          repeats: int = 20, warmup: int = 3, cfg: TrainConfig | None = None,
                          seed: int = 0, clock: Callable[[], float] = time.perf_counter) -> float:
-    """Median wall seconds of one training step of ``model`` (on its device) under ``vector``, over
+    """Median seconds (by ``clock``) of one training step of ``model`` (on its device) under ``vector``, over
     ``repeats`` steps after ``warmup`` untimed ones, on random inputs of the space's shape.
 
     ``cfg`` gives the optimiser settings (lr, momentum, weight decay, clip; default TrainConfig());

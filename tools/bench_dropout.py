@@ -4,9 +4,9 @@ For the job's CNN (the built-in default job: the digits model, 8x8 inputs; ``--m
 jobs/deformed_digits.yaml, 16x16 inputs) it times one local step (forward, backward, clip, SGD
 step at the job's batch size, hpcfed.dropout_timing) under uniform vectors (every group at one
 rate, R from 1 down to about 0.06) and a few mixed ones, on the job's threads and device. Vectors
-are timed in interleaved passes (so a load change on the machine hits them all); each vector's
-time is the median over the passes of each pass's median step, and the ratio is against the zero
-vector's (the full network, = 1).
+are timed in interleaved passes, in a fresh order each pass (so a load change on the machine hits
+them all); a vector's ratio is, per pass, its median step over the zero vector's (the full network,
+= 1), and the table gives the median and quartiles of that ratio over the passes.
 
     python tools/bench_dropout.py                           # default CNN, 5 passes of 20 steps
     python tools/bench_dropout.py --model deformed --passes 3 --steps 10
@@ -20,6 +20,7 @@ and optimiser call has a cost that does not shrink with its channels.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import sys
 import time
 from pathlib import Path
@@ -38,6 +39,18 @@ from hpcfed.supernet import ElasticResNet  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {"default": None, "deformed": str(ROOT / "jobs" / "deformed_digits.yaml")}
+
+
+def steady_allocator() -> bool:
+    """Fix glibc's mmap and trim thresholds (1 GiB) so that alternating vectors, whose activations
+    differ in size, do not make freed blocks go back to the system and every step fault its pages in
+    again (that inflated the 16x16 full step by about 10%, all of it system time). Linux/glibc only;
+    returns whether it took effect."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(-1, 1 << 30) and libc.mallopt(-3, 1 << 30))   # M_TRIM_THRESHOLD, M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return False
 
 
 def input_shape(job: JobConfig) -> tuple[int, int, int]:
@@ -101,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="cpu: this process's CPU time (steadier on a shared machine; one thread, CPU only)")
     args = parser.parse_args(argv)
+    if args.device != "cpu" and (args.bound or args.clock == "cpu"):
+        parser.error("--bound and --clock cpu measure on the CPU; use them with --device cpu")
     job = load_job(args.job or MODELS[args.model], args.overrides)
+    steady = steady_allocator()
     torch.set_num_threads(max(1, job.train.threads))
     space = build_space(job, input_shape(job), 10)
     model = ElasticResNet(space, torch.Generator().manual_seed(job.seed)).to(args.device)
@@ -109,24 +125,29 @@ def main(argv: list[str] | None = None) -> int:
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     times: dict[str, list[float]] = {name: [] for name in chosen}
     bounds: dict[str, list[float]] = {name: [] for name in chosen}
+    order = np.random.default_rng(job.seed)
     for p in range(args.passes):
-        for name, vector in chosen.items():
+        for i in order.permutation(len(chosen)):   # a fresh order each pass: no vector always runs first
+            name, vector = list(chosen.items())[i]
             times[name].append(measure_step_seconds(model, space, vector, job.train.batch_size, args.steps,
                                                     cfg=job.train, seed=job.seed + p, clock=clock))
             if args.bound:
                 bounds[name].append(compact_step_seconds(space, vector, job.train.batch_size, args.steps,
                                                          job.train, job.seed + p, clock))
-    full = float(np.median(times["uniform 0"]))
+    full = np.array(times["uniform 0"])
     print(f"# {job.name}: input {input_shape(job)}, batch {job.train.batch_size}, {job.train.threads} thread(s), "
-          f"{args.device}, {args.clock} clock; full step {1e3 * full:.2f} ms; median of {args.passes} passes x "
-          f"{args.steps} steps")
+          f"{args.device}, {args.clock} clock; full step {1e3 * np.median(full):.2f} ms; {args.passes} passes x "
+          f"{args.steps} steps; ratio = median over passes of (the pass's median step / the pass's full step); "
+          f"allocator thresholds fixed: {'yes' if steady else 'no'}")
     bound = f" {'bound':>6}" if args.bound else ""
-    print(f"{'vector':<14} {'R':>6} {'time':>6}{bound} {'ms':>7}  rates ({','.join(groups(space))})")
+    print(f"{'vector':<14} {'R':>6} {'time':>6} {'q25':>6} {'q75':>6}{bound} {'ms':>7}  "
+          f"rates ({','.join(groups(space))})")
     for name, vector in sorted(chosen.items(), key=lambda kv: -relative_macs(space, kv[1])):
-        t = float(np.median(times[name]))
-        b = f" {float(np.median(bounds[name])) / full:6.3f}" if args.bound else ""
-        print(f"{name:<14} {relative_macs(space, vector):6.3f} {t / full:6.3f}{b} {1e3 * t:7.2f}  "
-              f"{','.join(f'{r:g}' for r in vector.rates)}")
+        ratios = np.array(times[name]) / full
+        q25, mid, q75 = np.quantile(ratios, (0.25, 0.5, 0.75))
+        b = f" {float(np.median(np.array(bounds[name]) / full)):6.3f}" if args.bound else ""
+        print(f"{name:<14} {relative_macs(space, vector):6.3f} {mid:6.3f} {q25:6.3f} {q75:6.3f}{b} "
+              f"{1e3 * np.median(times[name]):7.2f}  {','.join(f'{r:g}' for r in vector.rates)}")
     return 0
 
 
