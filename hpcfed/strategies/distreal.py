@@ -43,9 +43,9 @@ class DistrealOptions(StrategyOptions):
     table: str = ""       # rule table: a table tools/dse.py wrote for this job's model; "" = run the DSE
                           # on rank 0 before the first round (needs data.server_val_fraction > 0)
     rates: tuple[float, ...] = dropout.RATES   # drop rates a layer may take (DSE genes, uniform rule)
-    dse_population: int = 16    # the DSE stage: vectors per generation,
-    dse_generations: int = 6    # generations after the first,
-    dse_steps: int = 100        # SGD steps of each proxy training
+    dse_population: int = 12    # the DSE stage: vectors per generation,
+    dse_generations: int = 4    # generations after the first,
+    dse_steps: int = 60         # SGD steps of each proxy training
 
     def check(self, job, key):
         check_choice(self.rule, f"{key}.rule", ("table", "uniform", "steps"))
