@@ -99,7 +99,7 @@ def choose(run: TrainedRun, space: ResNetSpace, arch: str | None, front: int | N
     if model is None and len(owners) > 1:
         raise HpcfedError(f"{label}: {chosen.name} is a reference subnet of models {owners}; choose one with --model")
     if model is None:
-        model = owners[0] if owners else run.references[-1][2]
+        model = owners[0] if owners else run.default_model
     if model not in run.models:
         raise HpcfedError(f"--model {model}: not in the run; accepted {', '.join(map(str, sorted(run.models)))}")
     return Choice(chosen, label, model)

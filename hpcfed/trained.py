@@ -45,8 +45,8 @@ class TrainedRun:
 
     def network(self, space: ResNetSpace, model_id: int | None = None) -> ElasticResNet:
         """The supernet holding model ``model_id``'s final weights (default: the model of the largest
-        reference subnet, the only model of most runs)."""
-        model_id = self.references[-1][2] if model_id is None else model_id
+        reference subnet, the only model of most runs; for a FedNAS run, its chosen model)."""
+        model_id = self.default_model if model_id is None else model_id
         if model_id not in self.models:
             raise HpcfedError(f"{str(self.path)!r}: model {model_id} is not in the file; it holds models "
                               f"{', '.join(map(str, sorted(self.models)))}")
@@ -57,6 +57,13 @@ class TrainedRun:
                               f"{network.num_params}; the file does not match the job it records")
         network.flat.copy_(weights)
         return network.eval()
+
+    @property
+    def default_model(self) -> int:
+        """The model of the largest reference subnet; for a search (no references), its chosen model."""
+        if self.references:
+            return self.references[-1][2]
+        return int(self.attrs.get("chosen_model", max(self.models)))
 
     def calibration(self, data: FederatedData) -> torch.Tensor:
         """The training inputs the run's evaluation calibrated normalisation statistics on."""

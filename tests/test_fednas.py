@@ -258,3 +258,17 @@ def test_bad_search_input_is_one_line_exit_2_and_writes_nothing(tmp_path, settin
     assert len(lines) == 1 and message in lines[0], proc.stderr
     assert not out.exists() and not out.with_name("run.h5.ckpt").exists()
 
+
+
+def test_the_chosen_architecture_exports_from_the_chosen_model(serial_run, tmp_path):
+    import json
+    import subprocess
+
+    from hpcfed.supernet import Arch
+    attrs = read_results(serial_run)["attrs"]
+    name = Arch.from_json(attrs["chosen_arch"]).name
+    proc = subprocess.run([sys.executable, "tools/export.py", str(serial_run), "--arch", name, "--out",
+                           str(tmp_path / "chosen.pt2")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    described = json.loads((tmp_path / "chosen.json").read_text())
+    assert described["model"] == attrs["chosen_model"] and described["macs_per_sample"] == attrs["chosen_macs"]
