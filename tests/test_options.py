@@ -108,7 +108,8 @@ ERRORS = [
     ({}, ["strategy.superfed.beta0=0"], "strategy.superfed.beta0 = 0.0: accepted a number in (0, 1]"),
     ({}, ["strategy.superfed.sample_weighted=3"], "strategy.superfed.sample_weighted = 3: expected true or false"),
     ({}, ["strategy.name=fedavg", "strategy.fedavg.arch=ref5"],
-     "strategy.fedavg.arch = 'ref5': accepted largest | smallest | ref0..ref4"),
+     "strategy.fedavg.arch = 'ref5': accepted largest | smallest | ref0..ref4 | an architecture name such as "
+     "d2,1-e.25,.5,1-k3,3,3-w1"),
     ({}, ["strategy.name=efedsup", "strategy.efedsup.tiers=fixed3"],
      "strategy.efedsup.tiers = 'fixed3': accepted device | fixed4"),
     ({}, ["strategy.name=fjord", "strategy.fjord.distill=maybe"],
