@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
-
 import numpy as np
 
 from hpcfed.config import JobConfig
@@ -22,7 +20,7 @@ from hpcfed.strategies import ClientSlot, Strategy
 from hpcfed.supernet import Arch, ResNetSpace, SubnetSpec, cost
 from hpcfed.training import batch_lengths, min_batch
 
-cached_cost = lru_cache(maxsize=4096)(cost)
+cached_cost = cost   # cost() remembers its counts per (space, arch, channel counts); the old name stays
 
 
 @dataclass(frozen=True)
@@ -57,11 +55,11 @@ class Costs:
         if key not in self.planned:
             schedule = self.strategy.device_schedule(r, slot, spec)
             if schedule is None:
-                macs = cached_cost(self.space, spec.arch).train_macs(slot.samples * self.job.train.local_epochs)
+                macs = cached_cost(self.space, spec).train_macs(slot.samples * self.job.train.local_epochs)
             else:
                 schedule = tuple(tuple(batch) for batch in schedule)
                 lengths = batch_lengths(slot.samples, self.job.train, min_batch(self.space.norm))
-                macs = sum(n * sum(cached_cost(self.space, s.arch).train_macs(1) for s in specs)
+                macs = sum(n * sum(cached_cost(self.space, s).train_macs(1) for s in specs)
                            for n, specs in zip(lengths, schedule))
             self.planned[key] = (schedule, macs)
         return self.planned[key]
@@ -80,7 +78,7 @@ class Costs:
     def client_time(self, r: int, slot: ClientSlot, spec: SubnetSpec | None) -> float:
         if spec is None:
             return math.inf
-        nbytes = cached_cost(self.space, spec.arch).param_bytes
+        nbytes = cached_cost(self.space, spec).param_bytes
         if self.varying is not None:
             return self.varying.round_time(slot.client, slot.device, slot.start_s, nbytes,
                                            self.train_macs(r, slot, spec), nbytes)
@@ -106,7 +104,7 @@ def client_ledger(r: int, cohort: Cohort, outcome: Outcome, costs: Costs) -> dic
         if assigned is None:
             continue
         model[i], spec = assigned
-        c = cached_cost(costs.space, spec.arch)
+        c = cached_cost(costs.space, spec)
         down[i] = c.param_bytes
         schedule, planned = costs.local_work(r, slot, spec)
         if cohort.kept[i]:

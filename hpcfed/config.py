@@ -134,6 +134,7 @@ class JobConfig:
     name: str = "default"
     seed: int = 0
     rounds: int = 40
+    virtual_time_s: float = 0.0   # > 0: the run also ends once its virtual clock has reached this (time budgets)
     clients: ClientsConfig = field(default_factory=ClientsConfig)
     devices: DevicesConfig = field(default_factory=DevicesConfig)
     data: DataConfig = field(default_factory=DataConfig)

@@ -51,6 +51,7 @@ def validate(job: JobConfig) -> None:
     for key in positive_ints:
         check(_get(job, key) >= 1, key, _get(job, key), "an integer >= 1")
     check(job.seed >= 0, "seed", job.seed, "an integer >= 0")
+    check(job.virtual_time_s >= 0, "virtual_time_s", job.virtual_time_s, "virtual seconds >= 0 (0 = no time budget)")
     check(job.eval.val_every >= 0, "eval.val_every", job.eval.val_every, "an integer >= 0 (0 = no validation)")
     check(job.eval.calibration_samples >= 1, "eval.calibration_samples", job.eval.calibration_samples,
           "an integer >= 1")

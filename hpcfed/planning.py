@@ -64,5 +64,5 @@ class Planner:
         clients = [c for c in sample_cohort(rng(self.job.seed, "validate", r), self.population,
                                             self.job.eval.val_clients, clock) if self.validation_samples[c] > 0]
         return [Task(first_slot + n, EVALUATE, client, model, spec,
-                     cost=float(cached_cost(self.costs.space, spec.arch).macs * self.validation_samples[client]))
+                     cost=float(cached_cost(self.costs.space, spec).macs * self.validation_samples[client]))
                 for n, (client, (model, spec)) in enumerate((c, t) for c in clients for t in targets)]

@@ -52,7 +52,7 @@ from hpcfed.errors import HpcfedError
 from hpcfed.supernet import Arch
 
 STR = h5py.string_dtype()
-REPORT_GROUPS = ("search",)   # groups a strategy's end-of-run report writes (Strategy.report)
+REPORT_GROUPS = ("search", "dropout_table")   # groups a strategy's end-of-run report writes (Strategy.report)
 
 ROUND_COLUMNS: dict[str, tuple[Any, str, str]] = {
     "round": (np.int64, "", "round index, from 0"),

@@ -217,8 +217,14 @@ def _setup(comm: Comm, argv: list[str] | None) -> dict:
                 raise HpcfedError(f"--out {str(out)!r} cannot be created: {err}") from None
             ckpt.unlink(missing_ok=True)   # a replaced run's checkpoint must not be resumed
         backend = SerialBackend(host) if comm.size == 1 else MPIBackend(comm, model)
-        setup["server"] = Server(job, model.to(device), strategy, data, population, writer, backend, device,
-                                 ckpt, snapshot, progress=functools.partial(print, flush=True))
+        try:
+            setup["server"] = Server(job, model.to(device), strategy, data, population, writer, backend, device,
+                                     ckpt, snapshot, progress=functools.partial(print, flush=True))
+        except HpcfedError:   # bad input found while preparing the run (e.g. a strategy's check): no output
+            writer.close("failed")
+            if not args.resume:
+                out.unlink(missing_ok=True)
+            raise
     return setup
 
 

@@ -60,7 +60,7 @@ class Server:
         calibration = calibration_sample(data, job.eval.calibration_samples, job.seed).to(device)
         self.evaluation = ReferenceEvaluation(model, strategy.references(), data.x_test.to(device),
                                               data.y_test.to(device), job.eval.batch_size, calibration)
-        self.controller = Controller(job, strategy)
+        self.controller = Controller(job, strategy, lambda: self.clock)
         self.progress, self.checkpoint_file = progress, checkpoint_file
         self.last_accuracy: np.ndarray | None = None
         self.stopped = ""   # why the run ended (the controller's reason), once it has

@@ -16,7 +16,8 @@ from tests.fakes import tiny_space
 SUPERFED_OPTIONS = "superfed's options: distribution, weighting, beta0, beta_end, decay_fraction, sample_weighted"
 
 
-NEEDS = {"fednas": ["data.client_val_fraction=0.2"]}   # what a method requires of the rest of the job
+NEEDS = {"fednas": ["data.client_val_fraction=0.2"],
+         "distreal": ["data.server_val_fraction=0.1", "clients.deadline_s=5"]}   # what a method requires of the rest of the job
 
 @pytest.mark.parametrize("name", list(STRATEGIES))
 def test_every_strategy_declares_frozen_options_whose_fields_have_defaults(name):
@@ -114,7 +115,7 @@ ERRORS = [
     ({}, ["strategy.name=fjord", "strategy.fjord.distill=maybe"],
      "strategy.fjord.distill = 'maybe': expected true or false"),
     ({}, ["strategy.name=fedprox"], "strategy.name = 'fedprox': accepted "
-                                    "fedavg | superfed | heterofl | fedrolex | feddropout | fedsup | efedsup | fjord | ifedavg | fednas"),
+                                    "fedavg | superfed | heterofl | fedrolex | feddropout | fedsup | efedsup | fjord | ifedavg | fednas | distreal"),
     ({}, ["strategy.superfed=5"], "strategy.superfed: expected a mapping; got 5"),
 ]
 

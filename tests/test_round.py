@@ -164,3 +164,16 @@ def test_ifedavg_deals_the_cohort_into_one_group_per_model_and_references_each(d
         load_job(None, ["strategy.name=ifedavg", "strategy.ifedavg.archs=[smallest,ref9]"])
     with pytest.raises(ConfigError, match="distinct"):
         load_job(None, ["strategy.name=ifedavg", "strategy.ifedavg.archs=[largest,largest]"])
+
+
+def test_a_virtual_time_budget_ends_the_run_after_the_round_that_reaches_it(tmp_path):
+    from tests.launch import TINY, run_hpcfed
+    import h5py
+    out = tmp_path / "run.h5"
+    proc = run_hpcfed([*TINY, "--set", "rounds=30", "--set", "virtual_time_s=0.5", "--out", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    with h5py.File(out, "r") as f:
+        clock = f["rounds/virtual_time_s"][()]
+        assert clock[-1] >= 0.5 > clock[-2] and len(clock) < 30
+        assert f.attrs["stop_reason"].startswith("virtual time budget of 0.5 s reached")
+        assert f["eval/round"][-1] == len(clock) - 1      # the last round played is evaluated

@@ -15,6 +15,7 @@ from hpcfed.errors import ConfigError
 from hpcfed.seeding import rng as seeded_rng
 from hpcfed.seeding import torch_generator
 from hpcfed.strategies import STRATEGIES, ClientSlot, make_strategy
+from hpcfed.strategies.distreal import Distreal
 from hpcfed.strategies.fedavg import FedAvg
 from hpcfed.strategies.fednas import FedNAS
 from hpcfed.strategies.feddropout import FederatedDropout
@@ -247,7 +248,7 @@ def test_make_strategy_by_name():
     space = tiny_space()
     expected = {"fedavg": FedAvg, "superfed": SuperFed, "heterofl": HeteroFL, "fedrolex": FedRolex,
                 "feddropout": FederatedDropout, "fedsup": FedSup, "efedsup": EFedSup, "fjord": FjORD,
-                "ifedavg": IFedAvg, "fednas": FedNAS}
+                "ifedavg": IFedAvg, "fednas": FedNAS, "distreal": Distreal}
     assert set(STRATEGIES) == set(expected)
     for name, cls in expected.items():
         assert type(make_strategy(make_job(name=name), space)) is cls

@@ -261,7 +261,8 @@ def test_channel_set_out_of_range_is_a_config_error():
 
 @pytest.mark.parametrize("channels", [
     {"s0": (-1, 2, 5, 7)},          # negative
-    {"s0": (1, 2, 5)},              # too few
+    {"s0": (1, 2, 5, 6, 7)},        # more than the arch's width (4)
+    {"s0": ()},                     # empty
     {"s0": (1, 2, 2, 5)},           # duplicate
     {"s0b1": (0, 1, 2, 3)},         # inactive group (stage 0 has depth 1)
 ])

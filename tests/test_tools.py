@@ -38,6 +38,17 @@ def test_bench_overhead_reports_overhead_and_memory_per_population():
     assert rows[0][-1] == "1.000x"
 
 
+def test_bench_dropout_prints_r_against_measured_step_ratio():
+    out = run_tool("tools/bench_dropout.py", "--passes", "1", "--steps", "2", "--bound", "--clock", "cpu", *SMALL_MODEL)
+    rows = {line[:14].strip(): line[14:].split() for line in out.splitlines() if line.startswith(("uniform", "middles",
+                                                                                               "stages", "random"))}
+    assert len(rows) == 13
+    r, time, q25, q75, bound, ms, rates = rows["uniform 0"]
+    assert (r, time) == ("1.000", "1.000") and rates == "0,0,0,0,0"
+    assert float(rows["uniform 0.75"][0]) < float(rows["uniform 0.25"][0]) < 1
+    assert all(float(row[1]) > 0 and float(row[4]) > 0 for row in rows.values())
+
+
 def test_bench_comm_reports_mpi_bytes_against_slice_needs():
     out = run_tool("tools/bench_comm.py", "--ranks", "2", "--rounds", "2", *SMALL_MODEL)
     rows = [line for line in out.splitlines() if re.search(r"\s2\s+[\d,]+\s+[\d,]+\s+[\d.]+$", line)]

@@ -1,5 +1,6 @@
 """Federated strategies, one file each, sharing the round loop of :mod:`hpcfed.server`."""
 from hpcfed.strategies.base import ClientSlot, Strategy
+from hpcfed.strategies.distreal import Distreal
 from hpcfed.strategies.fedavg import FedAvg
 from hpcfed.strategies.fednas import FedNAS
 from hpcfed.strategies.feddropout import FederatedDropout
@@ -11,7 +12,8 @@ from hpcfed.strategies.ifedavg import IFedAvg
 from hpcfed.strategies.superfed import SuperFed
 
 STRATEGIES: dict[str, type[Strategy]] = {s.name: s for s in (FedAvg, SuperFed, HeteroFL, FedRolex, FederatedDropout,
-                                                                 FedSup, EFedSup, FjORD, IFedAvg, FedNAS)}
+                                                                 FedSup, EFedSup, FjORD, IFedAvg, FedNAS,
+                                                                 Distreal)}
 
 
 def make_strategy(job, space) -> Strategy:

@@ -226,7 +226,7 @@ class FedNAS(Strategy):
         for i in np.flatnonzero(outcome.contributed()):
             task = outcome.tasks[i]
             if task.kind == TRAIN and task.model in by_model:
-                c, spent = by_model[task.model], cost(self.space, task.spec.arch)
+                c, spent = by_model[task.model], cost(self.space, task.spec)
                 c["client_rounds"] += 1
                 c["macs"] += float(spent.train_macs(int(round(samples[i]))))
                 c["bytes"] += 2 * spent.param_bytes

@@ -3,15 +3,18 @@
 Counts convolutions and the classifier (normalisation and additions are ignored: they are a few
 percent of a ResNet's MACs); each block is counted by its space's kind (:data:`BLOCK_COUNTS`), as
 the network runs it. Training MACs are taken as 3x the forward MACs per sample (forward, backward
-to activations, backward to weights), the client cost ledger's convention.
+to activations, backward to weights), the client cost ledger's convention. A spec's explicit
+channel sets count with their sizes, so a dropout subnet (hpcfed.dropout) costs what its kept
+channels compute.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from hpcfed.supernet.arch import Arch
 from hpcfed.supernet.space import ResNetSpace
-from hpcfed.supernet.slicing import SubnetSpec
+from hpcfed.supernet.slicing import SubnetSpec, widths
 
 TRAIN_MACS_PER_FORWARD = 3
 
@@ -35,9 +38,20 @@ class Cost:
 
 
 def cost(space: ResNetSpace, arch: Arch | SubnetSpec) -> Cost:
-    """Exact parameter count and analytic forward MACs of ``arch`` in ``space``."""
-    arch = arch.arch if isinstance(arch, SubnetSpec) else arch
-    sizes = space.group_sizes(arch)
+    """Exact parameter count and analytic forward MACs of ``arch`` in ``space``; for a
+    :class:`SubnetSpec`, with the channel counts of its explicit sets (hpcfed.supernet.slicing.widths)."""
+    if isinstance(arch, SubnetSpec):
+        sizes = widths(space, arch) if arch.channels else space.group_sizes(arch.arch)
+        arch = arch.arch
+    else:
+        sizes = space.group_sizes(arch)
+    return _counted(space, arch, tuple(sizes.items()))
+
+
+@lru_cache(maxsize=4096)
+def _counted(space: ResNetSpace, arch: Arch, group_sizes: tuple[tuple[str, int], ...]) -> Cost:
+    """The count of :func:`cost` for an architecture whose groups have ``group_sizes`` channels."""
+    sizes = dict(group_sizes)
     params = 0
     for meta in space.params():
         if not meta.active_in(arch):

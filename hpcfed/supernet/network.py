@@ -151,7 +151,7 @@ class ElasticResNet(nn.Module):
         sel = selections(self.space, spec)
         parts = [slice_param(torch.arange(a, b).view(m.shape), m, sel, spec.arch).reshape(-1)
                  for m, a, b in zip(self.metas, self.offsets, self.offsets[1:]) if m.active_in(spec.arch)]
-        return _remember(self._index_cache, spec, torch.cat(parts))
+        return _remember(self._index_cache, spec, torch.cat(parts), INDEX_CACHE_BYTES)
 
     def union_index(self, specs) -> torch.Tensor:
         """Ascending flat positions covered by any of ``specs`` (what a worker hosting them needs)."""
@@ -191,12 +191,20 @@ class Subnet(nn.Module):
 
 
 CACHE_SPECS = 512   # specs whose slicing and indices a model remembers
+INDEX_CACHE_BYTES = 64 * 2**20   # at most this much of element indices (DISTREAL draws new subsets every batch)
 
 
-def _remember(cache: OrderedDict, spec: SubnetSpec, value):
+def _remember(cache: OrderedDict, spec: SubnetSpec, value, max_bytes: int = 0):
+    """Keep ``value`` for ``spec``, forgetting the oldest entries beyond CACHE_SPECS (and, for index
+    tensors, beyond ``max_bytes`` in all; the newest entry is always kept)."""
     cache[spec] = value
-    if len(cache) > CACHE_SPECS:
+    while len(cache) > CACHE_SPECS:
         cache.popitem(last=False)
+    if max_bytes:
+        total = sum(v.numel() * v.element_size() for v in cache.values())
+        while total > max_bytes and len(cache) > 1:
+            _, dropped = cache.popitem(last=False)
+            total -= dropped.numel() * dropped.element_size()
     return value
 
 

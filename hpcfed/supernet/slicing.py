@@ -3,8 +3,10 @@
 A :class:`SubnetSpec` is an :class:`Arch` plus, optionally, an explicit channel index set for any
 channel group; groups without one take the *prefix* (first c channels, as in OFA and SuperFed).
 Explicit sets carry rolling windows (FedRolex) and random filter subsets (Federated Dropout,
-DISTREAL). :func:`slice_param` cuts one parameter to a spec; applied to an ``arange`` of the flat
-buffer it gives the subnet's element indices, so masks, extraction and merging always agree.
+DISTREAL); a set may be smaller than the arch's width of its group, and its size then is the
+group's width (:func:`widths`). :func:`slice_param` cuts one parameter to a spec; applied to an
+``arange`` of the flat buffer it gives the subnet's element indices, so masks, extraction and
+merging always agree.
 """
 from __future__ import annotations
 
@@ -39,7 +41,11 @@ class SubnetSpec:
 
 
 def selections(space: ResNetSpace, spec: SubnetSpec) -> dict[str, Selection]:
-    """Channel selection of every active group: an int for a prefix, an index tensor otherwise."""
+    """Channel selection of every active group: an int for a prefix, an index tensor otherwise.
+
+    An explicit set holds 1 to the arch's group size distinct channels of the full group; its size
+    is the group's width in this subnet (a set smaller than the arch's width drops channels, as
+    DISTREAL's per-layer filter dropout does, hpcfed.dropout)."""
     sizes = space.group_sizes(spec.arch)
     full = space.max_group_sizes()
     sel: dict[str, Selection] = dict(sizes)
@@ -47,11 +53,18 @@ def selections(space: ResNetSpace, spec: SubnetSpec) -> dict[str, Selection]:
         if group not in sizes:
             raise ConfigError(f"subnet spec: channel group {group!r} is not active in {spec.arch.name}; "
                               f"active groups: {sorted(sizes)}")
-        if len(idx) != sizes[group] or (idx and not (0 <= idx[0] and idx[-1] < full[group])) or len(set(idx)) != len(idx):
-            raise ConfigError(f"subnet spec: group {group!r} needs {sizes[group]} distinct channels in "
+        if not (1 <= len(idx) <= sizes[group] and 0 <= idx[0] and idx[-1] < full[group]) or len(set(idx)) != len(idx):
+            raise ConfigError(f"subnet spec: group {group!r} needs 1 to {sizes[group]} distinct channels in "
                               f"0..{full[group] - 1}; got {len(idx)}")
         sel[group] = torch.tensor(idx, dtype=torch.int64)
     return sel
+
+
+def widths(space: ResNetSpace, spec: SubnetSpec) -> dict[str, int]:
+    """Channel count of every active group in ``spec``: the arch's, or the size of the group's explicit set."""
+    sizes = space.group_sizes(spec.arch)
+    sizes.update((group, len(idx)) for group, idx in spec.channels if group in sizes)
+    return sizes
 
 
 def slice_param(tensor: torch.Tensor, meta: ParamMeta, sel: dict[str, Selection], arch: Arch) -> torch.Tensor:
