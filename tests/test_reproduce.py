@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import subprocess
 import sys
 
@@ -30,7 +31,7 @@ def test_a_claim_runs_quick_and_reports_each_setting_beside_the_paper(tmp_path, 
     with open(tmp_path / claim / "quick" / "claim.csv") as f:
         rows = list(csv.DictReader(f))
     assert figures <= {r["figure"] for r in rows}
-    assert all(r["seeds"] == "1" and float(r["std"]) == 0.0 for r in rows)
+    assert all(r["seeds"] == "1" and (float(r["std"]) == 0.0 or math.isnan(float(r["mean"]))) for r in rows)
     assert (tmp_path / claim / "quick" / "claim.png").stat().st_size > 0
     if claim == "superfed-cost":   # k FedAvg runs cost more than one SuperFed run of the same clients
         ratio = {r["setting"]: float(r["mean"]) for r in rows if r["figure"] == "client MACs ratio"}
