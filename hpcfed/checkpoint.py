@@ -68,7 +68,8 @@ def load(path: Path, config_yaml: str, num_params: int) -> Snapshot:
     """Read a checkpoint, checking that it belongs to this job; errors name the path and the mismatch."""
     if not path.is_file():
         raise HpcfedError(f"--resume: no checkpoint {str(path)!r} beside the results file; "
-                          "the run saved none yet (checkpoint.every) or was never started")
+                          "the run was stopped before it saved its start (every run saves one before round 0); "
+                          "nothing to resume: run the job again with --overwrite")
     try:
         with h5py.File(path, "r") as f:
             if f.attrs.get("format") != FORMAT:

@@ -29,14 +29,25 @@ def mpirun() -> str:
     return found
 
 
-def run_hpcfed(args: list[str], ranks: int = 0, timeout: float | None = None,
-               cwd: Path = SOURCE_ROOT) -> subprocess.CompletedProcess:
-    """``python -m hpcfed.run ARGS``, in one process (ranks=0) or under ``mpirun -n ranks``; output captured."""
+def hpcfed_command(args: list[str], ranks: int = 0) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of ``[mpirun -n ranks] python -m hpcfed.run ARGS``."""
     cmd = [sys.executable, "-m", "hpcfed.run", *args]
     if ranks:
         cmd = [mpirun(), "-n", str(ranks), *cmd]
-    env = {**os.environ, **MPI_ENV, "PYTHONPATH": str(SOURCE_ROOT)}
+    return cmd, {**os.environ, **MPI_ENV, "PYTHONPATH": str(SOURCE_ROOT)}
+
+
+def run_hpcfed(args: list[str], ranks: int = 0, timeout: float | None = None,
+               cwd: Path = SOURCE_ROOT) -> subprocess.CompletedProcess:
+    """``python -m hpcfed.run ARGS``, in one process (ranks=0) or under ``mpirun -n ranks``; output captured."""
+    cmd, env = hpcfed_command(args, ranks)
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def start_hpcfed(args: list[str], ranks: int = 0, cwd: Path = SOURCE_ROOT) -> subprocess.Popen:
+    """Like :func:`run_hpcfed`, without waiting (to signal the launcher while it runs); output captured."""
+    cmd, env = hpcfed_command(args, ranks)
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def run_settings(settings: list[str], ranks: int, out: Path, tool: str) -> tuple[dict, float]:

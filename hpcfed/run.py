@@ -7,6 +7,10 @@ on any rank prints that rank's message and aborts the whole job (no hang).
 """
 from __future__ import annotations
 
+if __name__ == "__main__":   # before the heavy imports (seconds): a signal while starting ends rank 0 with a clear line
+    from hpcfed.interrupts import install_at_start
+    install_at_start()
+
 import argparse
 import functools
 import os
@@ -111,14 +115,19 @@ def main(argv: list[str] | None = None, comm: Comm | None = None) -> int:
     comm = comm or Comm()
     install_abort_hook(comm)
     interrupts.install(is_server=comm.rank == 0)
-    error, setup = None, None
+    error, setup = None, {}
     try:
-        setup = _setup(comm, argv)
-    except HpcfedError as err:
-        error = str(err)
-    error = comm.any_error(error)
+        try:
+            _setup(comm, argv, setup)
+        except HpcfedError as err:
+            error = str(err)
+        error = comm.any_error(error)
+    except interrupts.Interrupted as stop:   # rank 0 only
+        if setup.get("server") is None:
+            return stopped_while_starting(comm, stop, setup)
+        return stopped(comm, stop, setup["server"], setup["writer"])
     if error:
-        if setup and setup.get("writer"):
+        if setup.get("writer"):
             setup["writer"].close("failed", error=error)
             if not setup["resume"]:
                 Path(setup["out"]).unlink(missing_ok=True)
@@ -133,18 +142,13 @@ def main(argv: list[str] | None = None, comm: Comm | None = None) -> int:
         serve(comm, setup["host"])
         comm.gather(peak_memory_mb())
         return 0
-    print(setup["banner"], flush=True)
     server, writer = setup["server"], setup["writer"]
     try:
+        print(setup["banner"], flush=True)
         digest = server.run()
+        interrupts.ignore()   # every round is played: finish writing rather than stop half-way
     except interrupts.Interrupted as stop:
-        status = "interrupted" if stop.is_requeue else "failed"
-        note = f"{stop} after round {server.snapshot.round}; checkpoint {server.checkpoint_file}; continue with --resume"
-        writer.close(status, error=note)
-        print(f"hpcfed: {note}", file=sys.stderr, flush=True)
-        if comm.size > 1:
-            comm.abort(interrupts.EXIT_INTERRUPTED)
-        return interrupts.EXIT_INTERRUPTED
+        return stopped(comm, stop, server, writer)
     except RankFailed as err:
         writer.close("failed", error=str(err))
         raise
@@ -161,6 +165,34 @@ def main(argv: list[str] | None = None, comm: Comm | None = None) -> int:
     return 0
 
 
+def stopped(comm: Comm, stop: interrupts.Interrupted, server, writer: ResultsWriter) -> int:
+    """Rank 0 was signalled after its server saved a checkpoint: mark the results file, say how to go on, end every rank."""
+    status = "interrupted" if stop.is_requeue else "failed"
+    note = f"{stop} after round {server.saved_round}; checkpoint {server.checkpoint_file}; continue with --resume"
+    writer.close(status, error=note)
+    print(f"hpcfed: {note}", file=sys.stderr, flush=True)
+    if comm.size > 1:
+        comm.abort(interrupts.EXIT_INTERRUPTED)
+    return interrupts.EXIT_INTERRUPTED
+
+
+def stopped_while_starting(comm: Comm, stop: interrupts.Interrupted, setup: dict) -> int:
+    """Rank 0 was signalled before its server had saved its start: remove a results file it had begun, say so,
+    end every rank."""
+    if setup.get("writer") is not None:
+        setup["writer"].close("failed", error=str(stop))
+    if setup.get("creating"):
+        ckpt = checkpoint.checkpoint_path(Path(setup["out"]))
+        for path in (Path(setup["out"]), ckpt, ckpt.with_name(ckpt.name + ".tmp")):
+            path.unlink(missing_ok=True)
+    again = " with --resume (its checkpoint is unchanged)" if setup.get("resume") else ""
+    print(f"hpcfed: {stop} while starting, before the first round; no results were kept: run the job again{again}",
+          file=sys.stderr, flush=True)
+    if comm.size > 1:
+        comm.abort(interrupts.EXIT_INTERRUPTED)
+    return interrupts.EXIT_INTERRUPTED
+
+
 def load_data(job: JobConfig) -> FederatedData:
     """The job's federated data set (``data`` section, ``clients.total``, ``seed``)."""
     d = job.data
@@ -171,7 +203,8 @@ def load_data(job: JobConfig) -> FederatedData:
                                deformed)
 
 
-def _setup(comm: Comm, argv: list[str] | None) -> dict:
+def _setup(comm: Comm, argv: list[str] | None, setup: dict) -> None:
+    """Load and check everything; fills ``setup`` as it goes (so that a stop half-way knows what exists)."""
     args = parse_args(argv)
     job = load_job(args.job, args.overrides)
     threads = set_threads(job, comm)
@@ -193,9 +226,9 @@ def _setup(comm: Comm, argv: list[str] | None) -> dict:
     banner = (f"hpcfed: job {job.name!r}, strategy {job.strategy.name}, data {d.name}, {job.clients.total} clients "
               f"({job.clients.per_round} per round), {job.rounds} rounds, supernet {model.num_params} params, "
               f"{comm.size} ranks x {threads} threads on {device}, results {out}")
-    setup = {"dry_run": args.dry_run, "banner": banner, "out": out, "resume": args.resume}
+    setup.update({"dry_run": args.dry_run, "banner": banner, "out": out, "resume": args.resume})
     if args.dry_run:
-        return setup
+        return
     host = ClientHost(model, strategy, data, device) if comm.rank != 0 or comm.size == 1 else None
     setup["host"] = host
     if comm.rank == 0:
@@ -211,6 +244,7 @@ def _setup(comm: Comm, argv: list[str] | None) -> dict:
             snapshot = checkpoint.load(ckpt, job.to_yaml(), model.num_params)
             setup["writer"] = writer = ResultsWriter.resume(out, snapshot.rows, len(references))
         else:
+            setup["creating"] = True   # from here on the results file (and its checkpoint) are this run's
             try:
                 setup["writer"] = writer = ResultsWriter.create(out, attrs, subnets)
             except OSError as err:
@@ -225,7 +259,6 @@ def _setup(comm: Comm, argv: list[str] | None) -> dict:
             if not args.resume:
                 out.unlink(missing_ok=True)
             raise
-    return setup
 
 
 if __name__ == "__main__":

@@ -6,13 +6,15 @@ controller (hpcfed.controller) decides how many rounds to play. Reference evalua
 set are reported every ``eval.every`` rounds and after the last; when the backend leaves rank 0
 idle while tasks run, rank 0 evaluates a round while the workers train the next one (except before
 a checkpoint and at the end). After each round the server state is kept as a :class:`Snapshot`,
-saved every ``checkpoint.every`` rounds and when a signal interrupts the run (hpcfed.interrupts).
+saved before round 0, every ``checkpoint.every`` rounds and when a signal interrupts the run
+(hpcfed.interrupts).
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -78,23 +80,31 @@ class Server:
         self.started = time.perf_counter() - wall_s
         self.round_timed = time.perf_counter()   # when the last round's row was timed
         self.snapshot = self.take_snapshot()
-        self.saved_round = self.next_round if resume_from else -1   # a fresh run has no checkpoint yet
+        self.resumable = self.snapshot   # the newest snapshot whose rows are all logged (no evaluation pending)
+        self.saved_round = self.next_round if resume_from else -1
+        if resume_from is None:   # a fresh run saves its start: from here on any stop, SIGKILL too, can be resumed
+            self.save_checkpoint()
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self) -> str:
         """Play rounds until the controller stops; return :func:`models_sha256` of the final models.
 
-        On :class:`Interrupted` the last completed round is checkpointed before the exception goes
-        on; any other failure leaves the last periodic checkpoint.
+        On :class:`Interrupted` the newest complete round is checkpointed at once (a deferred
+        evaluation is not finished first: ``mpirun`` allows a fraction of a second, see
+        hpcfed.interrupts) before the exception goes on; any other failure leaves the last checkpoint.
         """
         try:
             while not self.controller.stop_reason(self.next_round):
                 self.step()
                 self.snapshot = self.take_snapshot()
+                if self.deferred_eval is None:
+                    self.resumable = self.snapshot
                 if self.checkpoint_due(self.next_round):
                     self.save_checkpoint()
-        except Interrupted:
-            self.save_checkpoint()
+        except Interrupted as stop:
+            print(f"hpcfed: {stop}: saving the state after round {self.resumable.round} and stopping",
+                  file=sys.stderr, flush=True)
+            self.save_checkpoint(self.resumable)
             raise
         self.stopped = self.controller.stop_reason(self.next_round)
         self.backend.close()
@@ -131,13 +141,16 @@ class Server:
                         models={m: w.numpy() for m, w in self.models.items()},
                         strategy=self.strategy.state_dict(), rows=self.writer.rows())
 
-    def save_checkpoint(self) -> None:
-        """Save the last completed round's state (once per round), its evaluation included."""
-        self.complete_deferred_eval()
-        if self.saved_round != self.snapshot.round:
+    def save_checkpoint(self, snapshot: Snapshot | None = None) -> None:
+        """Save ``snapshot`` unless it is saved already; by default the last completed round's state,
+        its deferred evaluation completed first."""
+        if snapshot is None:
+            self.complete_deferred_eval()
+            snapshot = self.snapshot
+        if self.saved_round != snapshot.round:
             self.writer.flush()   # the file must hold every row the checkpoint counts
-            checkpoint.save(self.checkpoint_file, self.snapshot, self.job.to_yaml(), self.job.faults)
-            self.saved_round = self.snapshot.round
+            checkpoint.save(self.checkpoint_file, snapshot, self.job.to_yaml(), self.job.faults)
+            self.saved_round = snapshot.round
 
     def checkpoint_due(self, next_round: int) -> bool:
         every = self.job.checkpoint.every
@@ -198,7 +211,7 @@ class Server:
         started = time.perf_counter()
         self.record_eval(r, self.evaluation(models))
         rows = self.snapshot.rows
-        self.snapshot = dataclasses.replace(self.snapshot, rows={**rows, "eval": rows["eval"] + 1})
+        self.snapshot = self.resumable = dataclasses.replace(self.snapshot, rows={**rows, "eval": rows["eval"] + 1})
         self.overlapped_eval_s += time.perf_counter() - started
 
     def report_progress(self, r: int, row: dict) -> None:
