@@ -17,7 +17,7 @@ import yaml
 
 from hpcfed.config_checks import validate
 from hpcfed.config_parse import apply_override, build, read_mapping, to_mapping
-from hpcfed.errors import ConfigError  # noqa: F401 (callers import it, and read_mapping, from here)
+from hpcfed.errors import ConfigError
 from hpcfed.strategy_config import StrategyConfig
 
 
@@ -152,7 +152,11 @@ class JobConfig:
 
 def load_job(path: str | None = None, overrides: list[str] = ()) -> JobConfig:
     """Read a job file (None = the built-in default job), apply ``key.sub=value`` overrides, check it."""
-    return build_job(read_mapping(path, "job file") if path else {}, overrides)
+    raw = read_mapping(path, "job file") if path else {}
+    if "methods" in raw:
+        raise ConfigError(f"job file {path!r} is a job set (base and methods, hpcfed/jobset.py); run its methods "
+                          f"with tools/compare.py, or give a job file")
+    return build_job(raw, overrides)
 
 
 def build_job(raw: dict[str, Any], overrides: list[str] = ()) -> JobConfig:

@@ -1,7 +1,9 @@
 """Job mappings to frozen dataclasses and back: YAML files, ``--set`` overrides, typed conversion.
 
-Generic: nothing here knows a job's sections. A dataclass is built from a mapping field by field
-(unknown keys, wrong types and non-mappings raise a one-line :class:`ConfigError` naming the key);
+Generic: nothing here knows a job's sections. Every job and job-set file and every ``--set`` value
+is read by :func:`load_yaml`: safe YAML in which a key given twice in one mapping is an error
+naming the key and both lines (PyYAML keeps the last silently). A dataclass is built from a
+mapping field by field (unknown keys, wrong types and non-mappings raise a one-line :class:`ConfigError` naming the key);
 a dataclass whose section has its own layout defines ``from_mapping(raw, key)`` and
 ``to_mapping()``, which :func:`build` and :func:`to_mapping` use instead.
 """
@@ -18,6 +20,45 @@ import yaml
 from hpcfed.errors import ConfigError
 
 _EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class DuplicateKey(yaml.YAMLError):
+    """A key given twice in one YAML mapping (lines count from 1)."""
+
+    def __init__(self, key: Any, first: int, second: int):
+        where = f"on line {first}" if first == second else f"at lines {first} and {second}"
+        super().__init__(f"key {key!r} is given twice in one mapping, {where}; keep one")
+        self.key, self.first, self.second = key, first, second
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that raises :class:`DuplicateKey`. construct_mapping flattens merges (``<<``,
+    whose keys a mapping may override) first, in place and into nested mappings too: each mapping
+    is therefore checked there, once, before its keys are changed."""
+
+    def flatten_mapping(self, node):
+        checked = self.__dict__.setdefault("_checked", set())
+        if id(node) not in checked:
+            checked.add(id(node))
+            lines = {}
+            for key_node, _ in node.value:
+                if key_node.tag == _MERGE:
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    hash(key)
+                except TypeError:
+                    continue   # an unhashable key: SafeLoader names it
+                if key in lines:
+                    raise DuplicateKey(key, lines[key], key_node.start_mark.line + 1)
+                lines[key] = key_node.start_mark.line + 1
+        super().flatten_mapping(node)
+
+
+def load_yaml(text: str) -> Any:
+    """``text`` as safe YAML; a key given twice in one mapping raises :class:`DuplicateKey`."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)
 
 
 def read_mapping(path: str, what: str) -> dict[str, Any]:
@@ -26,7 +67,9 @@ def read_mapping(path: str, what: str) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"{what} {path!r} does not exist or is not a file")
     try:
-        loaded = yaml.safe_load(p.read_text())
+        loaded = load_yaml(p.read_text())
+    except DuplicateKey as err:
+        raise ConfigError(f"{what} {path!r}: {err}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -45,7 +88,9 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     if not sep or not key.strip():
         raise ConfigError(f"--set {item!r}: expected key.sub=value, e.g. --set rounds=50")
     try:
-        value = yaml.safe_load(text) if text.strip() else ""
+        value = load_yaml(text) if text.strip() else ""
+    except DuplicateKey as err:
+        raise ConfigError(f"--set {item!r}: {err}") from None
     except yaml.YAMLError:
         value = text
     parts = key.strip().split(".")

@@ -1,4 +1,7 @@
-"""The command line: ``[mpirun -n N] python -m hpcfed.run [JOB.yaml] [--set k=v ...] [--out RUN.h5]``.
+"""The command line: ``[mpirun -n N] python -m hpcfed.run [JOB] [--set k=v ...] [--out RUN.h5]``.
+
+JOB is a job file or the name of a shipped job (``--list-jobs``; a local file wins, hpcfed.jobfiles);
+rank 0 says which file it used.
 
 Every rank loads and checks the job and its data; if any rank finds bad input, rank 0 prints one
 line and every rank exits with status 2, before any output exists. Then rank 0 runs the server
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from hpcfed import checkpoint, interrupts
+from hpcfed import checkpoint, interrupts, jobfiles
 from hpcfed.backend import MPIBackend, SerialBackend
 from hpcfed.comm import Comm, RankFailed, failure_message, install_abort_hook
 from hpcfed.config import JobConfig, load_job
@@ -46,7 +49,9 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = _Parser(prog="python -m hpcfed.run", description="Train a supernet family by federated learning.")
-    p.add_argument("job", nargs="?", help="YAML job file (default: the built-in default job)")
+    p.add_argument("job", nargs="?", help="YAML job file or shipped job name, e.g. superfed_256 (see --list-jobs; "
+                                          "default: the built-in default job)")
+    p.add_argument("--list-jobs", action="store_true", help="list the shipped jobs and job sets, and exit")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a job field, e.g. --set rounds=50 --set train.lr=0.1 (repeatable)")
     p.add_argument("--out", help="results file (default: runs/<job name>-<time>.h5)")
@@ -134,6 +139,12 @@ def main(argv: list[str] | None = None, comm: Comm | None = None) -> int:
         if comm.rank == 0:
             print(f"hpcfed: error: {error}", file=sys.stderr, flush=True)
         return EXIT_BAD_INPUT
+    if "listing" in setup:
+        if comm.rank == 0:
+            print(setup["listing"], flush=True)
+        return 0
+    if comm.rank == 0 and setup["job_note"]:
+        print(setup["job_note"], flush=True)
     if setup["dry_run"]:
         if comm.rank == 0:
             print(setup["banner"].replace("hpcfed:", "hpcfed: dry run OK:", 1), flush=True)
@@ -206,7 +217,11 @@ def load_data(job: JobConfig) -> FederatedData:
 def _setup(comm: Comm, argv: list[str] | None, setup: dict) -> None:
     """Load and check everything; fills ``setup`` as it goes (so that a stop half-way knows what exists)."""
     args = parse_args(argv)
-    job = load_job(args.job, args.overrides)
+    if args.list_jobs:
+        setup["listing"] = jobfiles.listing()
+        return
+    job_file = jobfiles.resolve(args.job) if args.job else None
+    job = load_job(str(job_file) if job_file else None, args.overrides)
     threads = set_threads(job, comm)
     device = pick_device(job, comm)
     d = job.data
@@ -226,7 +241,8 @@ def _setup(comm: Comm, argv: list[str] | None, setup: dict) -> None:
     banner = (f"hpcfed: job {job.name!r}, strategy {job.strategy.name}, data {d.name}, {job.clients.total} clients "
               f"({job.clients.per_round} per round), {job.rounds} rounds, supernet {model.num_params} params, "
               f"{comm.size} ranks x {threads} threads on {device}, results {out}")
-    setup.update({"dry_run": args.dry_run, "banner": banner, "out": out, "resume": args.resume})
+    note = f"hpcfed: job file: {jobfiles.source_note(args.job, job_file)}" if job_file else None
+    setup.update({"dry_run": args.dry_run, "banner": banner, "out": out, "resume": args.resume, "job_note": note})
     if args.dry_run:
         return
     host = ClientHost(model, strategy, data, device) if comm.rank != 0 or comm.size == 1 else None

@@ -2,13 +2,16 @@
 # SuperFed with 256 clients on a SLURM cluster: one MPI rank per task running `python -m hpcfed.run`.
 #
 #   sbatch slurm/superfed_256.sh                                      # the #SBATCH defaults below
+#   cd /scratch/me/run1 && sbatch /path/to/hpcfed/slurm/superfed_256.sh   # from any folder: results land there
 #   sbatch --nodes=1 --ntasks-per-node=4 slurm/superfed_256.sh        # command-line options win
 #   HPCFED_DRY_RUN=1 sbatch --wait slurm/superfed_256.sh              # validate only, exit code back
 #   HPCFED_SET="rounds=2 clients.total=16" HPCFED_LAUNCHER=mpirun sbatch slurm/superfed_256.sh
 #
 # sbatch passes the submitting shell's environment to the job, so these variables are read here:
-#   HPCFED_JOB       job file (default jobs/superfed_256.yaml, relative to the submit folder);
-#                    set but empty: no job file, the program's built-in default job
+#   HPCFED_JOB       job file or shipped job name (default superfed_256: the job file installed with
+#                    hpcfed, unless the submit folder holds superfed_256 or superfed_256.yaml, which
+#                    wins; `python -m hpcfed.run --list-jobs` lists the names); a path is relative to
+#                    the submit folder; set but empty: no job file, the program's built-in default job
 #   HPCFED_OUT       HDF5 results file (default runs/superfed_256-$SLURM_JOB_ID.h5); its folder is
 #                    created if missing
 #   HPCFED_SET       extra overrides, space-separated key=value words, each passed as `--set key=value`
@@ -51,7 +54,7 @@ fi
 cd "${SLURM_SUBMIT_DIR:-.}"
 
 job_id="${SLURM_JOB_ID:-local}"
-job_file="${HPCFED_JOB-jobs/superfed_256.yaml}"
+job_file="${HPCFED_JOB-superfed_256}"
 out_file="${HPCFED_OUT:-runs/superfed_256-${job_id}.h5}"
 launcher="${HPCFED_LAUNCHER:-srun}"
 read -r -a python_cmd <<< "${HPCFED_PYTHON:-python}"

@@ -135,6 +135,33 @@ def test_bad_job_files_raise_one_line_config_errors(tmp_path, name, text, part):
         assert name in message                     # file-level errors name the file
 
 
+DUPLICATES = [
+    ("rounds: 2\nseed: 0\nrounds: 3\n", "key 'rounds' is given twice in one mapping, at lines 1 and 3"),
+    ("train:\n  lr: 0.1\n  momentum: 0.9\n  lr: 0.2\n", "key 'lr' is given twice in one mapping, at lines 2 and 4"),
+    ("clients: {total: 8, total: 9}\n", "key 'total' is given twice in one mapping, on line 1"),
+    ("seed: 0\nstrategy:\n  name: fedavg\n  fedavg: {arch: smallest}\nstrategy: {name: superfed}\n",
+     "key 'strategy' is given twice in one mapping, at lines 2 and 5"),
+]
+
+
+@pytest.mark.parametrize("text, expected", DUPLICATES, ids=["top", "nested", "flow", "section"])
+def test_a_key_given_twice_is_one_line_naming_the_key_both_lines_and_the_file(tmp_path, text, expected):
+    path = tmp_path / "twice.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_job(str(path))
+    assert str(info.value) == f"job file {str(path)!r}: {expected}; keep one"
+
+
+def test_a_key_given_twice_in_a_set_value_is_an_error_and_merge_keys_may_be_overridden(tmp_path):
+    with pytest.raises(ConfigError, match=r"^--set 'clients=\{total: 8, total: 9\}': key 'total' is given twice"):
+        load_job(None, ["clients={total: 8, total: 9}"])
+    path = tmp_path / "merge.yaml"
+    path.write_text("clients: {total: 8, per_round: 4}\n"
+                    "devices:\n  <<: {online_prob: 0.5, period_s: 10.0}\n  online_prob: 0.7\n")
+    assert load_job(str(path)).devices.online_prob == 0.7
+
+
 def test_missing_job_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="nope.yaml") as info:
         load_job(str(tmp_path / "nope.yaml"))

@@ -46,6 +46,12 @@ def test_methods_come_in_file_order_and_an_empty_entry_is_the_base_job(tmp_path)
     ("methods: {a/b: {}}\n", "method label 'a/b': accepted letters, digits, _ and -"),
     ("methods: {a: fedavg}\n", "methods.a = 'fedavg': expected a mapping of job keys"),
     ("methods: {a: {}\n", "is not valid YAML at line"),
+    ("base: {rounds: 3}\nmethods:\n  a: {}\n  b: {}\n  a: {seed: 1}\n",
+     "key 'a' is given twice in one mapping, at lines 3 and 5; keep one"),
+    ("base:\n  rounds: 3\n  seed: 1\n  rounds: 4\nmethods: {a: {}}\n",
+     "key 'rounds' is given twice in one mapping, at lines 2 and 4; keep one"),
+    ("methods: {a: {strategy: {name: fedavg}, strategy: {name: fjord}}}\n",
+     "key 'strategy' is given twice in one mapping, on line 1; keep one"),
 ])
 def test_a_bad_job_set_is_one_line_naming_the_value(tmp_path, text, expected):
     path = tmp_path / "set.yaml"

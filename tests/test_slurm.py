@@ -33,9 +33,9 @@ def cluster():
 
 @pytest.fixture
 def submit(cluster, tmp_path):
-    """sbatch --wait the script from the repo root; return (returncode, job log text, sbatch output)."""
+    """sbatch --wait the script from ``cwd`` (default the repo root); return (returncode, job log text, sbatch output)."""
 
-    def _submit(*sbatch_opts: str, **hpcfed_env: str):
+    def _submit(*sbatch_opts: str, cwd: Path = REPO, **hpcfed_env: str):
         env = dict(cluster.env)
         bindir = os.path.dirname(sys.executable)  # the venv: python, mpirun
         env["PATH"] = bindir + os.pathsep + env["PATH"]
@@ -48,9 +48,9 @@ def submit(cluster, tmp_path):
         )
         env.update(hpcfed_env)
         log = tmp_path / "job-%j.out"
-        cmd = ["sbatch", "--wait", "--parsable", f"--output={log}", *sbatch_opts, SCRIPT]
+        cmd = ["sbatch", "--wait", "--parsable", f"--output={log}", *sbatch_opts, str(REPO / SCRIPT)]
         try:
-            res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
+            res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
                                  timeout=JOB_TIMEOUT)
         except subprocess.TimeoutExpired as exc:
             pytest.fail(f"{' '.join(cmd)} did not end in {JOB_TIMEOUT} s\n{cluster.logs()}\n{exc.stdout}")
@@ -61,6 +61,24 @@ def submit(cluster, tmp_path):
         return res.returncode, text, res.stdout + res.stderr
 
     return _submit
+
+
+def test_a_job_named_by_name_runs_from_a_submit_folder_outside_the_checkout(submit, tmp_path):
+    """sbatch /path/to/slurm/superfed_256.sh from a scratch folder with HPCFED_JOB=superfed_256: the shipped
+    job file is found (not one relative to the submit folder) and the results land in the submit folder."""
+    h5py = pytest.importorskip("h5py")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    # The checkout's hpcfed (an editable install of it does the same; PYTHONPATH keeps this worktree's).
+    rc, log, out = submit("--nodes=1", "--ntasks-per-node=2", cwd=scratch, HPCFED_JOB="superfed_256",
+                          HPCFED_SET=TINY, PYTHONPATH=str(REPO))
+    assert rc == 0, f"{out}\n{log}"
+    assert "job=superfed_256 " in log, log
+    assert f"hpcfed: job file: {REPO / 'jobs' / 'superfed_256.yaml'} (shipped as 'superfed_256')" in log, log
+    results = list((scratch / "runs").glob("superfed_256-*.h5"))
+    assert len(results) == 1, log
+    with h5py.File(results[0], "r") as f:
+        assert f.attrs["status"] == "finished" and len(f["rounds/round"]) == 2, log
 
 
 def test_dry_run(submit, tmp_path):

@@ -110,6 +110,24 @@ def test_compare_runs_each_method_once_and_tabulates_the_results_files(tmp_path)
     assert "superfed.h5" in changed.stderr and "train.lr differs" in changed.stderr and "--overwrite" in changed.stderr
 
 
+def test_compare_rejects_a_job_set_that_gives_a_key_twice(tmp_path):
+    (tmp_path / "set.yaml").write_text("base: {rounds: 2}\nmethods:\n  fine: {}\n  fine: {seed: 1}\n")
+    proc = run_compare(str(tmp_path / "set.yaml"), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2 and proc.stdout == "" and not (tmp_path / "out").exists()
+    assert proc.stderr == (f"compare: error: job-set file {str(tmp_path / 'set.yaml')!r}: key 'fine' is given twice "
+                           f"in one mapping, at lines 3 and 4; keep one\n")
+
+
+def test_compare_takes_a_shipped_job_set_by_name_from_any_folder(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "compare.py"), "compare_digits", "--methods",
+                           "fedavg_smallest", "--set", "rounds=1", "--set", "clients.total=8", "--set",
+                           "clients.per_round=4", "--set", "train.local_epochs=1", *SMALL_MODEL],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600, env={**os.environ, **MPI_ENV})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"compare: job set: {ROOT / 'jobs' / 'compare_digits.yaml'} (shipped as 'compare_digits')" in proc.stdout
+    assert read_results(tmp_path / "runs" / "compare_digits" / "fedavg_smallest.h5")["attrs"]["status"] == "finished"
+
+
 def test_compare_stops_at_a_failed_method_and_keeps_the_finished_ones(tmp_path):
     everyone_raises = [[c, 0] for c in range(8)]
     (tmp_path / "set.yaml").write_text(
@@ -129,6 +147,8 @@ def test_compare_stops_at_a_failed_method_and_keeps_the_finished_ones(tmp_path):
     (["jobs/compare_digits.yaml", "--methods", "superfed,fedprox"],
      "--methods: 'fedprox' is not a method of 'jobs/compare_digits.yaml'; accepted: superfed, fedsup, efedsup"),
     (["jobs/default.yaml"], "job-set file 'jobs/default.yaml': 'name': unknown key; accepted keys: base, methods"),
+    (["compare_digit"], "job set 'compare_digit': no such file here and no shipped job set of that name; accepted: "
+                        "a file path or a shipped name: compare_digits, distreal, fednas, reproduce/efedsup"),
     (["jobs/compare_digits.yaml", "--methods", "superfed", "--set", "rounds=0"],
      "'jobs/compare_digits.yaml', method 'superfed': rounds = 0: accepted an integer >= 1"),
 ])

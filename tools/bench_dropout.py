@@ -34,11 +34,11 @@ from hpcfed.config import JobConfig, load_job  # noqa: E402
 from hpcfed.dropout import RATES, DropoutVector, groups, relative_macs, sized_spec  # noqa: E402
 from hpcfed.dropout_timing import measure_step_seconds  # noqa: E402
 from hpcfed.errors import HpcfedError  # noqa: E402
+from hpcfed.jobfiles import resolve, shipped_path  # noqa: E402
 from hpcfed.run import build_space  # noqa: E402
 from hpcfed.supernet import ElasticResNet  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-MODELS = {"default": None, "deformed": str(ROOT / "jobs" / "deformed_digits.yaml")}
+MODELS = {"default": None, "deformed": "deformed_digits"}   # --model: the built-in job or a shipped one
 
 
 def steady_allocator() -> bool:
@@ -103,7 +103,7 @@ def compact_step_seconds(space, vector: DropoutVector, batch_size: int, steps: i
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=sorted(MODELS), default="default")
-    parser.add_argument("--job", default=None, help="a job file instead of --model's")
+    parser.add_argument("--job", default=None, help="a job file or shipped job name instead of --model's")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--passes", type=int, default=5)
     parser.add_argument("--steps", type=int, default=20, help="timed steps of each vector per pass")
@@ -116,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.device != "cpu" and (args.bound or args.clock == "cpu"):
         parser.error("--bound and --clock cpu measure on the CPU; use them with --device cpu")
-    job = load_job(args.job or MODELS[args.model], args.overrides)
+    shipped = MODELS[args.model]
+    job_file = resolve(args.job) if args.job else shipped_path(shipped) if shipped else None
+    job = load_job(str(job_file) if job_file else None, args.overrides)
     steady = steady_allocator()
     torch.set_num_threads(max(1, job.train.threads))
     space = build_space(job, input_shape(job), 10)

@@ -2,8 +2,12 @@
 subnet, client MACs, bytes down and up, virtual and wall time; printed, written as CSV and PNG.
 
     python tools/compare.py jobs/compare_digits.yaml                  # every method, into runs/compare_digits/
+    python tools/compare.py compare_digits                            # the same job set, by its shipped name
     python tools/compare.py JOBSET --methods superfed,heterofl --out DIR --ranks 3 --set rounds=20
     python tools/compare.py JOBSET --target 0.9                       # also: when each subnet first reached 90 %
+
+JOBSET is a job-set file or the name of a shipped job set (``python -m hpcfed.run --list-jobs``; a
+local file wins, hpcfed.jobfiles).
 
 For each method (in the job set's order), DIR/<method>.yaml is its resolved job (rerun one with
 ``python -m hpcfed.run DIR/<method>.yaml``), DIR/<method>.h5 its results and DIR/<method>.log its
@@ -33,6 +37,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hpcfed.errors import HpcfedError  # noqa: E402
+from hpcfed.jobfiles import resolve, source_note  # noqa: E402
 from hpcfed.jobruns import reusable, run_method, select_jobs  # noqa: E402
 from hpcfed.figures import time_to_accuracy_figure  # noqa: E402
 from hpcfed.launch import mpirun  # noqa: E402
@@ -77,7 +82,8 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("jobset", help="job-set file (format in hpcfed/jobset.py), e.g. jobs/compare_digits.yaml")
+    parser.add_argument("jobset", help="job-set file (format in hpcfed/jobset.py) or shipped job-set name, "
+                                       "e.g. jobs/compare_digits.yaml or compare_digits")
     parser.add_argument("--out", type=Path, help="folder for the jobs, runs, CSV and PNG (default: runs/<job set name>)")
     parser.add_argument("--ranks", type=int, default=0, help="MPI ranks per run (0 = one process, no mpirun)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -92,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         target = parse_target(args.target) if args.target is not None else None
         if args.ranks < 0:
             raise HpcfedError(f"--ranks {args.ranks}: accepted 0 (one process) or a number of ranks >= 1")
-        jobs = select_jobs(args.jobset, args.methods, args.overrides)
+        jobset = resolve(args.jobset, "job set")
+        jobs = select_jobs(str(jobset), args.methods, args.overrides)
         if out.exists() and not out.is_dir():
             raise HpcfedError(f"--out {str(out)!r} is a file; give a folder")
         reuse = {m: not args.overwrite and reusable(out / f"{m}.h5", job) for m, job in jobs.items()}
@@ -107,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         print(f"compare: error: --out {str(out)!r}: cannot write there ({err.strerror}: {err.filename})", file=sys.stderr)
         return 2
+    print(f"compare: job set: {source_note(args.jobset, jobset)}", flush=True)
     for i, (label, job) in enumerate(jobs.items()):
         if reuse[label]:
             print(f"compare: {label}: reusing the finished run in {out / f'{label}.h5'}", flush=True)

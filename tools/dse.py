@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import matplotlib
-import yaml
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -29,7 +28,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hpcfed.comm import Comm, install_abort_hook  # noqa: E402
-from hpcfed.config import load_job  # noqa: E402
+from hpcfed.config import build_job, read_mapping  # noqa: E402
+from hpcfed.jobfiles import resolve  # noqa: E402
 from hpcfed.jobruns import select_jobs  # noqa: E402
 from hpcfed.dropout_timing import measure_step_seconds  # noqa: E402
 from hpcfed.dse import ProxyQuality, explore  # noqa: E402
@@ -45,7 +45,8 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = _Parser(prog="python tools/dse.py", description=__doc__.splitlines()[0])
-    p.add_argument("job", help="the job whose model the table is for (YAML), or a job set (with --method)")
+    p.add_argument("job", help="the job whose model the table is for (YAML file or shipped name, e.g. distreal), "
+                               "or a job set (with --method)")
     p.add_argument("--method", default="distreal", help="the method of a job set whose job to use (default distreal)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a job field (repeatable)")
@@ -58,15 +59,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def load_job_or_method(path: str, method: str, overrides: list[str]):
-    """The job in ``path``, or, when ``path`` is a job set (hpcfed.jobset), its method ``method``'s job."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError):
-        raw = None    # load_job names the problem
-    if isinstance(raw, dict) and "methods" in raw:
+def load_job_or_method(spec: str, method: str, overrides: list[str]):
+    """The job that ``spec`` names (a file or a shipped name, hpcfed.jobfiles), or, when it is a job set
+    (hpcfed.jobset), its method ``method``'s job."""
+    path = str(resolve(spec, "job or job set"))
+    raw = read_mapping(path, "job file")
+    if "methods" in raw:
         return select_jobs(path, method, overrides)[method]
-    return load_job(path, overrides)
+    return build_job(raw, overrides)
 
 
 def _setup(argv, comm: Comm) -> dict:

@@ -6,8 +6,8 @@
     python tools/reproduce.py CLAIM --quick                      # a tiny size, end to end (CI)
     python tools/reproduce.py --list
 
-Each claim is one or more job sets under jobs/reproduce/ (a base job and the methods compared,
-hpcfed/jobset.py), run for every setting of the claim and seed 0..N-1 into
+Each claim is a shipped job set (a base job and the methods compared, hpcfed/jobset.py; most under
+jobs/reproduce/), run for every setting of the claim and seed 0..N-1 into
 ``--out``/<claim>/<setting>/seed<s>/ (finished runs of the same job are reused, hpcfed/jobruns.py).
 The tool prints, per setting, the paper's claim beside the measured value (mean and standard
 deviation over the seeds), and writes ``claim.csv`` (one row per setting and figure: mean, standard
@@ -37,6 +37,7 @@ import yaml  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hpcfed.errors import HpcfedError  # noqa: E402
+from hpcfed.jobfiles import shipped_path  # noqa: E402
 from hpcfed.jobruns import reusable, run_method, select_jobs  # noqa: E402
 from hpcfed.config import build_job  # noqa: E402
 from hpcfed.launch import mpirun  # noqa: E402
@@ -46,7 +47,6 @@ from hpcfed.results import read_results  # noqa: E402
 from hpcfed.strategies.fednas_report import step_ranking  # noqa: E402
 from scipy.stats import kendalltau  # noqa: E402  (scikit-learn's dependency)
 
-JOBS = Path(__file__).resolve().parent.parent / "jobs" / "reproduce"
 QUICK = ["rounds=2", "clients.total=8", "clients.per_round=4", "train.local_epochs=1", "eval.every=2",
          "model.stem=8", "model.widths=[8,16]", "data.deformed_test=100", "data.deformed_per_digit=1"]
 
@@ -54,7 +54,7 @@ QUICK = ["rounds=2", "clients.total=8", "clients.per_round=4", "train.local_epoc
 @dataclass(frozen=True)
 class Claim:
     paper: str                                   # what the paper claims, in one line
-    jobset: str                                  # file under jobs/reproduce/
+    jobset: str                                  # a shipped job set's name (hpcfed.jobfiles)
     settings: dict[str, tuple[list[str], str | None]]   # setting -> (overrides of every method, methods or None = all)
     measure: Callable[[dict[str, list[dict]], dict[str, dict]], dict[str, float]]   # (rows, results) -> figures
     claimed: dict[str, str] = field(default_factory=dict)           # figure -> the paper's value
@@ -145,24 +145,24 @@ def efedsup_figures(rows: dict[str, list[dict]], results: dict[str, dict]) -> di
 CLAIMS: dict[str, Claim] = {
     "superfed-cost": Claim(
         "SuperFed's k subnets match or beat k FedAvg runs at 9.43x lower client computation and "
-        "communication for k = 9 (CIFAR-10)", "superfed_cost.yaml",
+        "communication for k = 9 (CIFAR-10)", "reproduce/superfed_cost",
         {"k4": (["eval.subnets=4"], ",".join(["superfed", *(f"fedavg_ref{i}" for i in range(4))])),
          "k9": (["eval.subnets=9"], None)}, cost_ratios,
         {"min gap (points)": ">= 0 (no loss)", "client MACs ratio": "9.43x (k = 9)", "bytes ratio": "9.43x (k = 9)"}),
     "superfed-ablation": Claim(
         "plain overlap averaging is about 4 points below MaxNet; a fixed beta or beta0 = 0.5 loses 1.5-3 points",
-        "superfed_ablation.yaml",
+        "reproduce/superfed_ablation",
         {f"alpha{a}-{norm}": ([f"data.alpha={a}", f"model.norm={norm}"], None) for a in (100, 0.1) for norm in ("none", "bn")},
         variant_accuracy,
         {"uniform - maxnet (points)": "about -4", "fixed_beta - maxnet (points)": "-1.5 to -3",
          "beta0_05 - maxnet (points)": "-1.5 to -3"}),
     "efedsup": Claim(
         "E-FedSup ships each client only a sub-model that fits it (fewer bytes) at comparable accuracy",
-        "efedsup.yaml", {"dirichlet0.5": ([], None)}, efedsup_figures,
+        "reproduce/efedsup", {"dirichlet0.5": ([], None)}, efedsup_figures,
         {"bytes down ratio": "> 1 (fewer bytes)", "largest subnet gap (points)": "comparable (no public numbers)"}),
     "fednas-cost": Claim(
         "FedNAS reduces the client cost of a straightforward federated NAS by up to two orders of magnitude "
-        "at comparable accuracy", "../fednas.yaml", {"deformed16": ([], None)}, fednas_figures,
+        "at comparable accuracy", "fednas", {"deformed16": ([], None)}, fednas_figures,
         {"search client MACs ratio": "up to 100x (unit not public)", "search client-rounds ratio": "up to 100x",
          "chosen test accuracy, FedNAS - straightforward (points)": "comparable",
          "chosen retrained alone, FedNAS - straightforward (points)": "comparable"},
@@ -171,7 +171,7 @@ CLAIMS: dict[str, Claim] = {
                "strategy.fednas.shrink=0.15", "eval.val_clients=4", "data.client_val_fraction=0.3"]),
     "distreal-tta": Claim(
         "DISTREAL reaches a target accuracy significantly faster than the state of the art under heterogeneous, "
-        "time-varying resources, with no loss of final accuracy", "../distreal.yaml", {"markov": ([], None)},
+        "time-varying resources, with no loss of final accuracy", "distreal", {"markov": ([], None)},
         tta_figures, {"fastest baseline's time / DISTREAL's": "significantly > 1 (the issue asks >= 1.5x)",
                       "DISTREAL final - best baseline final (points)": "no loss (>= -1)"},
         quick=["clients.deadline_s=0.5"],
@@ -187,10 +187,11 @@ def run_setting(claim: Claim, setting: str, seed: int, out: Path, ranks: int, ex
     overrides, methods = claim.settings[setting]
     if only:
         methods = ",".join(m for m in only.split(",") if not methods or m in methods.split(",")) or "-"
-    jobs = select_jobs(str(JOBS / claim.jobset), methods, [*overrides, f"seed={seed}", *extra])
+    jobset = str(shipped_path(claim.jobset))
+    jobs = select_jobs(jobset, methods, [*overrides, f"seed={seed}", *extra])
     for label, own in (claim.quick_methods.items() if quick else ()):   # --quick sizes of one method's options
         if label in jobs:
-            jobs[label] = select_jobs(str(JOBS / claim.jobset), label, [*overrides, f"seed={seed}", *extra, *own])[label]
+            jobs[label] = select_jobs(jobset, label, [*overrides, f"seed={seed}", *extra, *own])[label]
     out.mkdir(parents=True, exist_ok=True)
     rows = {}
     for label, job in jobs.items():
