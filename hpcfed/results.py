@@ -116,6 +116,7 @@ class ResultsWriter:
         self.written_at = time.monotonic()
         self.arch_ids: dict[Arch, int] = {Arch.from_json(j): i for i, j in
                                           enumerate(file["architectures/json"].asstr()[()])}
+        self.view = None   # an extra view of the rows each flush writes (hpcfed.tensorboard), if any
 
     @classmethod
     def create(cls, path: str | Path, attrs: dict[str, Any], subnets: list[tuple[str, Arch, int, int, int]]):
@@ -181,13 +182,16 @@ class ResultsWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Write every buffered row and flush the file."""
+        """Write every buffered row and flush the file; then show the same rows in the view, if any."""
+        written = {name: list(parts) for name, parts in self.pending.items()}
         for name, parts in self.pending.items():
             if parts:
                 _append(self.file[name], {k: np.concatenate([part[k] for part in parts]) for k in parts[0]})
                 parts.clear()
         self.file.flush()
         self.written_at = time.monotonic()
+        if self.view is not None:
+            self.view.write(written)
 
     def save_models(self, models: dict) -> None:
         """Write every model's final float32 weights as ``models/<id>`` (replacing older ones)."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from hpcfed import checkpoint, interrupts
+from hpcfed import checkpoint, interrupts, tensorboard
 from hpcfed.backend import MPIBackend, SerialBackend
 from hpcfed.comm import Comm, RankFailed, failure_message, install_abort_hook
 from hpcfed.config import JobConfig, load_job
@@ -174,6 +174,7 @@ def load_data(job: JobConfig) -> FederatedData:
 def _setup(comm: Comm, argv: list[str] | None) -> dict:
     args = parse_args(argv)
     job = load_job(args.job, args.overrides)
+    tensorboard.check_installed(job.output.tensorboard)
     threads = set_threads(job, comm)
     device = pick_device(job, comm)
     d = job.data
@@ -188,11 +189,15 @@ def _setup(comm: Comm, argv: list[str] | None) -> dict:
     out = Path(args.out or f"runs/{job.name}-{time.strftime('%Y%m%d-%H%M%S')}.h5")
     if args.out is None and comm.rank == 0:
         out.parent.mkdir(parents=True, exist_ok=True)
+    board = tensorboard.run_folder(job.output.tensorboard, out)
     if comm.rank == 0:
         check_output(out, args.overwrite, args.resume)
+        if board:
+            tensorboard.check_folder(board, args.overwrite, args.resume)
     banner = (f"hpcfed: job {job.name!r}, strategy {job.strategy.name}, data {d.name}, {job.clients.total} clients "
               f"({job.clients.per_round} per round), {job.rounds} rounds, supernet {model.num_params} params, "
-              f"{comm.size} ranks x {threads} threads on {device}, results {out}")
+              f"{comm.size} ranks x {threads} threads on {device}, results {out}"
+              + (f", TensorBoard {board}" if board else ""))
     setup = {"dry_run": args.dry_run, "banner": banner, "out": out, "resume": args.resume}
     if args.dry_run:
         return setup
@@ -225,6 +230,11 @@ def _setup(comm: Comm, argv: list[str] | None) -> dict:
             if not args.resume:
                 out.unlink(missing_ok=True)
             raise
+        if board:
+            try:
+                writer.view = tensorboard.TensorBoardView(board, out)
+            except OSError as err:
+                raise HpcfedError(f"output.tensorboard: {str(board)!r} cannot be written: {err}") from None
     return setup
 
 
