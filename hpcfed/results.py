@@ -37,6 +37,7 @@ Layout (units and descriptions are attributes of every dataset)::
 ``status`` is ``failed`` after an error or SIGTERM (with an ``error`` attribute), ``interrupted``
 after SIGUSR1; both are resumable from the last checkpoint with ``--resume``, which cuts every
 table back to the checkpoint's rows and appends. A SIGKILLed run leaves ``running``.
+With ``output.tensorboard``, each flush also hands the rows it wrote to a view (hpcfed.tensorboard).
 """
 from __future__ import annotations
 
