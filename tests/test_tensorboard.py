@@ -14,9 +14,8 @@ import h5py
 import numpy as np
 import pytest
 
-from hpcfed.launch import MPI_ENV
 from hpcfed.tensorboard import COLUMNS, VIRTUAL, subnet_labels
-from tests.launch import ROOT, TINY, run_hpcfed
+from tests.launch import MPI_ENV, ROOT, TINY, run_hpcfed
 
 needs_tensorboard = pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None,
                                        reason="tensorboard is not installed (pip install 'hpcfed[tensorboard]')")
