@@ -22,7 +22,7 @@ from hpcfed.config import FaultsConfig
 from hpcfed.errors import HpcfedError
 
 FORMAT = 2   # 2: several models (models/<id>); 1 held one weight vector
-UNCHECKED_SECTIONS = ("faults", "checkpoint")   # may change between a run and its resumption
+UNCHECKED_SECTIONS = ("faults", "checkpoint", "output")   # may change between a run and its resumption
 
 
 @dataclass

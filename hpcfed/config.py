@@ -118,6 +118,13 @@ class CheckpointConfig:
 
 
 @dataclass(frozen=True)
+class OutputConfig:
+    tensorboard: str = ""       # TensorBoard log folder: the run's events go to DIR/<results file stem>/ (a view of
+                                # the rounds and evaluations, hpcfed.tensorboard); "" = none. Relative to the
+                                # current folder, as --out; needs `pip install tensorboard`
+
+
+@dataclass(frozen=True)
 class FaultsConfig:
     """Fault injection for drills and tests (README, "Fault injection"); empty = no faults."""
 
@@ -143,6 +150,7 @@ class JobConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
 
     def to_yaml(self) -> str:

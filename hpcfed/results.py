@@ -37,6 +37,7 @@ Layout (units and descriptions are attributes of every dataset)::
 ``status`` is ``failed`` after an error or SIGTERM (with an ``error`` attribute), ``interrupted``
 after SIGUSR1; both are resumable from the last checkpoint with ``--resume``, which cuts every
 table back to the checkpoint's rows and appends. A SIGKILLed run leaves ``running``.
+With ``output.tensorboard``, each flush also hands the rows it wrote to a view (hpcfed.tensorboard).
 """
 from __future__ import annotations
 
@@ -116,6 +117,7 @@ class ResultsWriter:
         self.written_at = time.monotonic()
         self.arch_ids: dict[Arch, int] = {Arch.from_json(j): i for i, j in
                                           enumerate(file["architectures/json"].asstr()[()])}
+        self.view = None   # an extra view of the rows each flush writes (hpcfed.tensorboard), if any
 
     @classmethod
     def create(cls, path: str | Path, attrs: dict[str, Any], subnets: list[tuple[str, Arch, int, int, int]]):
@@ -181,13 +183,16 @@ class ResultsWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Write every buffered row and flush the file."""
+        """Write every buffered row and flush the file; then show the same rows in the view, if any."""
+        written = {name: list(parts) for name, parts in self.pending.items()}
         for name, parts in self.pending.items():
             if parts:
                 _append(self.file[name], {k: np.concatenate([part[k] for part in parts]) for k in parts[0]})
                 parts.clear()
         self.file.flush()
         self.written_at = time.monotonic()
+        if self.view is not None:
+            self.view.write(written)
 
     def save_models(self, models: dict) -> None:
         """Write every model's final float32 weights as ``models/<id>`` (replacing older ones)."""

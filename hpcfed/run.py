@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from hpcfed import checkpoint, interrupts, jobfiles
+from hpcfed import checkpoint, interrupts, jobfiles, tensorboard
 from hpcfed.backend import MPIBackend, SerialBackend
 from hpcfed.comm import Comm, RankFailed, failure_message, install_abort_hook
 from hpcfed.config import JobConfig, load_job
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None, comm: Comm | None = None) -> int:
         if setup.get("writer"):
             setup["writer"].close("failed", error=error)
             if not setup["resume"]:
-                Path(setup["out"]).unlink(missing_ok=True)
+                remove_output(Path(setup["out"]))
         if comm.rank == 0:
             print(f"hpcfed: error: {error}", file=sys.stderr, flush=True)
         return EXIT_BAD_INPUT
@@ -176,6 +176,13 @@ def main(argv: list[str] | None = None, comm: Comm | None = None) -> int:
     return 0
 
 
+def remove_output(out: Path) -> None:
+    """Remove a run's results file and its checkpoint (a run that failed before its first round)."""
+    ckpt = checkpoint.checkpoint_path(out)
+    for path in (out, ckpt, ckpt.with_name(ckpt.name + ".tmp")):
+        path.unlink(missing_ok=True)
+
+
 def stopped(comm: Comm, stop: interrupts.Interrupted, server, writer: ResultsWriter) -> int:
     """Rank 0 was signalled after its server saved a checkpoint: mark the results file, say how to go on, end every rank."""
     status = "interrupted" if stop.is_requeue else "failed"
@@ -193,9 +200,7 @@ def stopped_while_starting(comm: Comm, stop: interrupts.Interrupted, setup: dict
     if setup.get("writer") is not None:
         setup["writer"].close("failed", error=str(stop))
     if setup.get("creating"):
-        ckpt = checkpoint.checkpoint_path(Path(setup["out"]))
-        for path in (Path(setup["out"]), ckpt, ckpt.with_name(ckpt.name + ".tmp")):
-            path.unlink(missing_ok=True)
+        remove_output(Path(setup["out"]))
     again = " with --resume (its checkpoint is unchanged)" if setup.get("resume") else ""
     print(f"hpcfed: {stop} while starting, before the first round; no results were kept: run the job again{again}",
           file=sys.stderr, flush=True)
@@ -222,6 +227,7 @@ def _setup(comm: Comm, argv: list[str] | None, setup: dict) -> None:
         return
     job_file = jobfiles.resolve(args.job) if args.job else None
     job = load_job(str(job_file) if job_file else None, args.overrides)
+    tensorboard.check_installed(job.output.tensorboard)
     threads = set_threads(job, comm)
     device = pick_device(job, comm)
     d = job.data
@@ -236,11 +242,15 @@ def _setup(comm: Comm, argv: list[str] | None, setup: dict) -> None:
     out = Path(args.out or f"runs/{job.name}-{time.strftime('%Y%m%d-%H%M%S')}.h5")
     if args.out is None and comm.rank == 0:
         out.parent.mkdir(parents=True, exist_ok=True)
+    board = tensorboard.run_folder(job.output.tensorboard, out)
     if comm.rank == 0:
         check_output(out, args.overwrite, args.resume)
+        if board:
+            tensorboard.check_folder(board, args.overwrite, args.resume)
     banner = (f"hpcfed: job {job.name!r}, strategy {job.strategy.name}, data {d.name}, {job.clients.total} clients "
               f"({job.clients.per_round} per round), {job.rounds} rounds, supernet {model.num_params} params, "
-              f"{comm.size} ranks x {threads} threads on {device}, results {out}")
+              f"{comm.size} ranks x {threads} threads on {device}, results {out}"
+              + (f", TensorBoard {board}" if board else ""))
     note = f"hpcfed: job file: {jobfiles.source_note(args.job, job_file)}" if job_file else None
     setup.update({"dry_run": args.dry_run, "banner": banner, "out": out, "resume": args.resume, "job_note": note})
     if args.dry_run:
@@ -273,8 +283,13 @@ def _setup(comm: Comm, argv: list[str] | None, setup: dict) -> None:
         except HpcfedError:   # bad input found while preparing the run (e.g. a strategy's check): no output
             writer.close("failed")
             if not args.resume:
-                out.unlink(missing_ok=True)
+                remove_output(out)
             raise
+        if board:
+            try:
+                writer.view = tensorboard.TensorBoardView(board, out)
+            except OSError as err:
+                raise HpcfedError(f"output.tensorboard: {str(board)!r} cannot be written: {err}") from None
 
 
 if __name__ == "__main__":
