@@ -105,11 +105,28 @@ def read_cifar10(path: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     missing = [name for name in (*TRAIN_BATCHES, TEST_BATCH) if not os.path.isfile(os.path.join(path, name))]
     if missing:
         raise DataError(f"data.path: {path!r} lacks {', '.join(missing)}; {expected}")
-    train = [read_batch(os.path.join(path, name)) for name in TRAIN_BATCHES]
+    x_train, y_train = read_pool([os.path.join(path, name) for name in TRAIN_BATCHES])
     x_test, y_test = read_batch(os.path.join(path, TEST_BATCH))
-    x_train = np.concatenate([x for x, _ in train])
-    y_train = np.concatenate([y for _, y in train])
     return x_train, y_train, x_test, y_test
+
+
+def read_pool(files: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The batches of ``files`` as one pool of images and labels. The pool is allocated once, sized
+    by the first batch (the standard batches are all of one size), and each batch is copied in and
+    freed before the next is read, so the unpickler's buffers are reused rather than kept."""
+    pool, fill, labels = None, 0, []
+    for file in files:
+        x, y = read_batch(file)
+        if pool is None:
+            pool = np.empty((len(files) * len(x), *x.shape[1:]), dtype=x.dtype)
+        if fill + len(x) > len(pool):   # a batch larger than the first (not a standard folder)
+            pool = np.concatenate([pool[:fill], x])
+        else:
+            pool[fill:fill + len(x)] = x
+        fill += len(x)
+        labels.append(y)
+        del x
+    return pool[:fill], np.concatenate(labels)
 
 
 def write_cifar10_batch(file, images: np.ndarray, labels, protocol: int = 2) -> None:

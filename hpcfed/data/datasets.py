@@ -2,8 +2,9 @@
 validation samples.
 
 :func:`load_federated_data` builds a :class:`FederatedData` from one of the supported sources.
-Stored sets (scikit-learn's digits, a local CIFAR-10 folder) are normalised per channel with the
-statistics of the training pool and its samples partitioned over the clients (:class:`StoredData`);
+Stored sets (scikit-learn's digits, a local CIFAR-10 folder) are held once, in their stored dtype
+(uint8 images), their samples partitioned over the clients, and normalised per channel with the
+statistics of the training pool when samples are handed out (:class:`StoredData`);
 the FedProx Synthetic clients are generated on demand (:class:`GeneratedData`), so memory does not
 grow with the population. The test and validation splits and their random streams are described in
 hpcfed.data.splits; all randomness comes from numpy Generators seeded with ``[seed, stream, ...]``,
@@ -49,18 +50,34 @@ class FederatedData:
     ``client_offsets`` (int64, length clients + 1, read-only) gives each client's sample count,
     training and validation together, as ``offsets[k + 1] - offsets[k]``; ``client_split`` says
     which of them are kept for validation. :meth:`client_data` gives client ``k``'s training
-    samples, :meth:`client_validation` its validation samples; ``x_val``, ``y_val`` are the
-    server's validation set (no samples when its fraction is 0).
+    samples, :meth:`client_validation` its validation samples; ``x_test``, ``y_test`` are the
+    server's test set and ``x_val``, ``y_val`` its validation set (no samples when its fraction is
+    0). Every input handed out is float32 and normalised; ``test_inputs`` and ``val_inputs`` are
+    the inputs as held (stored sets hold their stored dtype and normalise on the way out).
     """
 
     name: str
-    x_test: torch.Tensor
+    test_inputs: torch.Tensor
     y_test: torch.Tensor
     num_classes: int
     client_offsets: np.ndarray
-    x_val: torch.Tensor
+    val_inputs: torch.Tensor
     y_val: torch.Tensor
     client_split: ClientValidation
+
+    @property
+    def x_test(self) -> torch.Tensor:
+        """The server's test inputs, normalised (a new tensor for a stored set)."""
+        return self.inputs(self.test_inputs)
+
+    @property
+    def x_val(self) -> torch.Tensor:
+        """The server's validation inputs, normalised (a new tensor for a stored set)."""
+        return self.inputs(self.val_inputs)
+
+    def inputs(self, held: torch.Tensor) -> torch.Tensor:
+        """Held inputs as the model takes them: generated sets hold them normalised already."""
+        return held
 
     @property
     def num_clients(self) -> int:
@@ -70,7 +87,7 @@ class FederatedData:
     @property
     def input_shape(self) -> tuple[int, int, int]:
         """Shape ``(C, H, W)`` of one input sample."""
-        channels, height, width = self.x_test.shape[1:]
+        channels, height, width = self.test_inputs.shape[1:]
         return channels, height, width
 
     def samples_per_client(self) -> np.ndarray:
@@ -100,17 +117,35 @@ class FederatedData:
 
 @dataclass(frozen=True, eq=False)
 class StoredData(FederatedData):
-    """A data set held in memory (digits, CIFAR-10) and a CSR partition of its training pool.
+    """A data set held in memory in its stored dtype (uint8 images; digits as read) and a CSR
+    partition of its training pool.
 
-    ``x_train``, ``y_train`` are the training pool (without the server's validation set). Client
+    ``train_inputs``, ``y_train`` are the training pool (without the server's validation set). Client
     ``k`` owns the samples ``client_indices[client_offsets[k]:client_offsets[k + 1]]``, split into
     training and validation by ``client_split``; the two int64 arrays are read-only and are the only
-    per-client state.
+    per-client state. Inputs are normalised per channel with ``mean`` and ``std`` (float32, one per
+    channel, from the training pool) only when they are handed out, so a rank holds the data set
+    once, in its stored dtype, and a float copy of no more than the samples it is working on.
     """
 
-    x_train: torch.Tensor
+    train_inputs: torch.Tensor
     y_train: torch.Tensor
     client_indices: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+    @property
+    def x_train(self) -> torch.Tensor:
+        """The whole training pool, normalised (a float32 copy of it all: for tests and tools)."""
+        return self.inputs(self.train_inputs)
+
+    def inputs(self, held: torch.Tensor) -> torch.Tensor:
+        """``(held - mean) / std`` per channel in float32: the arithmetic of normalising the whole
+        set in place at load, so every value is the same bit for bit."""
+        x = held.numpy().astype(np.float32)
+        x -= self.mean[None, :, None, None]
+        x /= self.std[None, :, None, None]
+        return torch.from_numpy(x)
 
     def client_samples(self, k: int, validation: bool = False) -> np.ndarray:
         """Returns the indices into the pool of client ``k``'s training (or validation) samples (read-only)."""
@@ -123,7 +158,7 @@ class StoredData(FederatedData):
 
     def _client_part(self, k: int, validation: bool) -> tuple[torch.Tensor, torch.Tensor]:
         rows = torch.from_numpy(self.client_samples(k, validation).copy())
-        return self.x_train[rows], self.y_train[rows]
+        return self.inputs(self.train_inputs[rows]), self.y_train[rows]
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,19 +182,18 @@ def _chunks(n: int, per_sample: int) -> list[slice]:
     return [slice(start, start + step) for start in range(0, n, step)]
 
 
-def _normalise(x_train: np.ndarray, *others: np.ndarray) -> None:
-    """Normalises float32 (N, C, H, W) arrays in place to per-channel mean 0 / std 1 on ``x_train``."""
+def channel_statistics(x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation (float32, a std of 0 taken as 1) of (N, C, H, W)
+    samples, summed in float64 over float32 chunks so that the stored dtype does not matter."""
     n, channels = x_train.shape[:2]
     count = x_train.size // channels
     chunks = _chunks(n, x_train[0].size)
-    mean = sum(x_train[c].sum(axis=(0, 2, 3), dtype=np.float64) for c in chunks) / count
+    mean = sum(x_train[c].astype(np.float32).sum(axis=(0, 2, 3), dtype=np.float64) for c in chunks) / count
     shift = mean[None, :, None, None]
-    var = sum(((x_train[c] - shift) ** 2).sum(axis=(0, 2, 3)) for c in chunks) / count
+    var = sum(((x_train[c].astype(np.float32) - shift) ** 2).sum(axis=(0, 2, 3)) for c in chunks) / count
     std = np.sqrt(var)
     std[std == 0] = 1.0
-    for x in (x_train, *others):
-        x -= mean.astype(np.float32)[None, :, None, None]
-        x /= std.astype(np.float32)[None, :, None, None]
+    return mean.astype(np.float32), std.astype(np.float32)
 
 
 def _load_digits(test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
@@ -260,22 +294,23 @@ def load_federated_data(
     offsets, indices = partition_labels(y_train, partition, num_clients, alpha=alpha,
                                         shards_per_client=shards_per_client,
                                         rng=np.random.default_rng([seed, PARTITION_STREAM]))
-    x_train, x_test, x_val = (x.astype(np.float32, copy=False) for x in (x_train, x_test, x_val))
-    _normalise(x_train, x_test, x_val)
-    offsets.setflags(write=False)
-    indices.setflags(write=False)
+    mean, std = channel_statistics(x_train)
+    for array in (offsets, indices, mean, std):
+        array.setflags(write=False)
     return StoredData(
         name=name,
-        x_test=torch.from_numpy(x_test),
+        test_inputs=torch.from_numpy(x_test),
         y_test=torch.from_numpy(y_test),
         num_classes=NUM_CLASSES,
         client_offsets=offsets,
-        x_val=torch.from_numpy(x_val),
+        val_inputs=torch.from_numpy(x_val),
         y_val=torch.from_numpy(y_val),
         client_split=client_split,
-        x_train=torch.from_numpy(x_train),
+        train_inputs=torch.from_numpy(x_train),
         y_train=torch.from_numpy(y_train),
         client_indices=indices,
+        mean=mean,
+        std=std,
     )
 
 
@@ -291,6 +326,6 @@ def _synthetic(generator: SyntheticClients, test_fraction: float, server_val_fra
     (x_test, y_test), (x_val, y_val) = generator.pool(range(min(generator.num_clients, TEST_CLIENTS)))
     offsets = np.concatenate([[0], np.cumsum(generator.train_counts)]).astype(np.int64)
     offsets.setflags(write=False)
-    return GeneratedData(name="synthetic", x_test=x_test, y_test=y_test, num_classes=NUM_CLASSES,
-                         client_offsets=offsets, x_val=x_val, y_val=y_val, client_split=client_split,
+    return GeneratedData(name="synthetic", test_inputs=x_test, y_test=y_test, num_classes=NUM_CLASSES,
+                         client_offsets=offsets, val_inputs=x_val, y_val=y_val, client_split=client_split,
                          generator=generator)

@@ -138,4 +138,4 @@ def calibration_sample(data, count: int, seed: int) -> torch.Tensor:
     """Inputs of up to ``count`` training samples of ``data`` (a FederatedData): the training samples
     of whole clients, taken in a seeded random order until ``count`` are reached."""
     parts = [data.client_data(client)[0][:take] for client, take in calibration_clients(data, count, seed)]
-    return torch.cat(parts) if parts else data.x_test[:0]
+    return torch.cat(parts) if parts else data.inputs(data.test_inputs[:0])
