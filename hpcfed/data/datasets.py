@@ -140,12 +140,11 @@ class StoredData(FederatedData):
         return self.inputs(self.train_inputs)
 
     def inputs(self, held: torch.Tensor) -> torch.Tensor:
-        """``(held - mean) / std`` per channel in float32: the arithmetic of normalising the whole
-        set in place at load, so every value is the same bit for bit."""
-        x = held.numpy().astype(np.float32)
-        x -= self.mean[None, :, None, None]
-        x /= self.std[None, :, None, None]
-        return torch.from_numpy(x)
+        """``(held - mean) / std`` per channel in float32, on ``held``'s device: the arithmetic of
+        normalising the whole set in place at load, so every value is the same bit for bit."""
+        mean = torch.tensor(self.mean, device=held.device)[:, None, None]
+        std = torch.tensor(self.std, device=held.device)[:, None, None]
+        return held.to(torch.float32, copy=True).sub_(mean).div_(std)
 
     def client_samples(self, k: int, validation: bool = False) -> np.ndarray:
         """Returns the indices into the pool of client ``k``'s training (or validation) samples (read-only)."""
