@@ -59,36 +59,57 @@ def _field(batch: dict, key: str) -> object:
     raise KeyError(key)
 
 
-def read_batch(file: str) -> tuple[np.ndarray, np.ndarray]:
-    """Reads one batch file and returns its images as uint8 (n, 3, 32, 32) and labels as int64 (n,)."""
+def read_pickle(file: str, keys: tuple[str, ...], kind: str = "batch") -> list:
+    """The values of ``keys`` in the pickled dict ``file`` (bytes keys, as the CIFAR folders have,
+    or str), read with the restricted unpickler. A file that is unsafe, unreadable (truncated,
+    corrupt) or lacks a key gives a one-line DataError naming the ``kind`` of file and its path."""
+    wanted = " and ".join(f"b'{key}'" for key in keys)
     try:
         with open(file, "rb") as handle:
             batch = _ArrayUnpickler(handle, encoding="bytes").load()
-        data = _field(batch, "data")
-        labels = np.asarray(_field(batch, "labels"))
+        return [_field(batch, key) for key in keys]
     except DataError as error:
-        raise DataError(f"data.path: batch {file!r} is unsafe: {error}; expected numpy arrays only") from None
+        raise DataError(f"data.path: {kind} {file!r} is unsafe: {error}; expected numpy arrays only") from None
     except Exception as error:  # truncated or corrupt pickles raise many different types
         raise DataError(
-            f"data.path: batch {file!r} is unreadable ({_one_line(error)}); "
-            "expected a pickled dict with b'data' and b'labels'"
+            f"data.path: {kind} {file!r} is unreadable ({_one_line(error)}); expected a pickled dict with {wanted}"
         ) from None
+
+
+def check_images(file: str, data: object, kind: str = "batch") -> np.ndarray:
+    """``data`` as uint8 images (n, 3, 32, 32), or a one-line DataError unless it is uint8 (n, 3072)."""
     pixels = int(np.prod(IMAGE_SHAPE))
     is_array = isinstance(data, np.ndarray)
     if not (is_array and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == pixels):
         found = f"{data.dtype} {data.shape}" if is_array else type(data).__name__
-        raise DataError(f"data.path: batch {file!r} has data {found}; expected uint8 (n, {pixels})")
-    if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"data.path: {kind} {file!r} has data {found}; expected uint8 (n, {pixels})")
+    return data.reshape(-1, *IMAGE_SHAPE)
+
+
+def check_labels(file: str, labels: object, n: int, classes: int, key: str = "labels", kind: str = "batch"
+                 ) -> np.ndarray:
+    """``labels`` as int64 (n,), or a one-line DataError unless they are ``n`` integers in 0..classes-1."""
+    try:
+        labels = np.asarray(labels)
+    except Exception:  # a ragged or otherwise odd object
+        labels = np.asarray(None)
+    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
         raise DataError(
-            f"data.path: batch {file!r} has labels {labels.dtype} {labels.shape}; "
-            f"expected {len(data)} integers"
+            f"data.path: {kind} {file!r} has {key} {labels.dtype} {labels.shape}; expected {n} integers"
         )
-    if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+    if labels.size and (labels.min() < 0 or labels.max() >= classes):
         raise DataError(
-            f"data.path: batch {file!r} has labels from {labels.min()} to {labels.max()}; "
-            f"expected 0..{NUM_CLASSES - 1}"
+            f"data.path: {kind} {file!r} has {key} from {labels.min()} to {labels.max()}; "
+            f"expected 0..{classes - 1}"
         )
-    return data.reshape(-1, *IMAGE_SHAPE), labels.astype(np.int64)
+    return labels.astype(np.int64)
+
+
+def read_batch(file: str) -> tuple[np.ndarray, np.ndarray]:
+    """Reads one batch file and returns its images as uint8 (n, 3, 32, 32) and labels as int64 (n,)."""
+    data, labels = read_pickle(file, ("data", "labels"))
+    images = check_images(file, data)
+    return images, check_labels(file, labels, len(images), NUM_CLASSES)
 
 
 def read_cifar10(path: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
