@@ -49,6 +49,10 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
+class _MissingKey(Exception):
+    """A key the dict in a pickle lacks."""
+
+
 def _field(batch: dict, key: str) -> object:
     """Looks up ``key`` in a batch dict whose keys are bytes (standard) or str."""
     if not isinstance(batch, dict):
@@ -56,7 +60,7 @@ def _field(batch: dict, key: str) -> object:
     for candidate in (key.encode(), key):
         if candidate in batch:
             return batch[candidate]
-    raise KeyError(key)
+    raise _MissingKey(key)
 
 
 def read_pickle(file: str, keys: tuple[str, ...], kind: str = "batch") -> list:
@@ -70,6 +74,9 @@ def read_pickle(file: str, keys: tuple[str, ...], kind: str = "batch") -> list:
         return [_field(batch, key) for key in keys]
     except DataError as error:
         raise DataError(f"data.path: {kind} {file!r} is unsafe: {error}; expected numpy arrays only") from None
+    except _MissingKey as error:
+        raise DataError(f"data.path: {kind} {file!r} lacks b{str(error.args[0])!r}; expected a pickled dict "
+                        f"with {wanted}") from None
     except Exception as error:  # truncated or corrupt pickles raise many different types
         raise DataError(
             f"data.path: {kind} {file!r} is unreadable ({_one_line(error)}); expected a pickled dict with {wanted}"

@@ -2,9 +2,10 @@
 validation samples.
 
 :func:`load_federated_data` builds a :class:`FederatedData` from one of the supported sources.
-Stored sets (scikit-learn's digits, a local CIFAR-10 folder) are held once, in their stored dtype
-(uint8 images), their samples partitioned over the clients, and normalised per channel with the
-statistics of the training pool when samples are handed out (:class:`StoredData`);
+Stored sets (scikit-learn's digits; CIFAR-10, CIFAR-100 and FEMNIST from local files) are held
+once, in their stored dtype (uint8 images), their samples partitioned over the clients (FEMNIST
+also by writer, ``natural``), and normalised per channel with the statistics of the training pool
+when samples are handed out (:class:`StoredData`);
 the FedProx Synthetic clients are generated on demand (:class:`GeneratedData`), so memory does not
 grow with the population. The test and validation splits and their random streams are described in
 hpcfed.data.splits; all randomness comes from numpy Generators seeded with ``[seed, stream, ...]``,
@@ -13,15 +14,17 @@ so the same arguments always give identical arrays.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from hpcfed.data import cifar100, femnist
 from hpcfed.data.cifar import read_cifar10
 from hpcfed.data.digits import read_digits
-from hpcfed.data.partition import PARTITIONS, partition_labels
+from hpcfed.data.partition import PARTITIONS, choose_groups, partition_labels, partition_natural
 from hpcfed.data.splits import (
     PARTITION_STREAM,
     ClientValidation,
@@ -37,9 +40,11 @@ from hpcfed.errors import DataError
 if TYPE_CHECKING:
     from hpcfed.data.deformed import DeformedOptions
 
-DATASETS = ("digits", "synthetic", "cifar10", "deformed_digits")
+DATASETS = ("digits", "synthetic", "cifar10", "deformed_digits", "cifar100", "femnist")
+FROM_DISK = ("cifar10", "cifar100", "femnist")   # read from data.path; their test sets are files of their own
+LABELS = {"cifar100": tuple(cifar100.CLASSES), "femnist": tuple(femnist.CLASSES)}   # data.labels, default first
 NATURAL = "natural"
-NUM_CLASSES = 10  # every data set has ten classes
+NUM_CLASSES = 10  # digits, synthetic, cifar10 and deformed_digits have ten classes
 _STATS_CHUNK = 1 << 22  # values per chunk when computing channel statistics
 
 
@@ -202,22 +207,44 @@ def _load_digits(test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
     return x[train], y[train], x[test], y[test]
 
 
+def _load_femnist(path: str | None, labels: str, partition: str, num_clients: int, seed: int
+                  ) -> tuple[np.ndarray, ...]:
+    """FEMNIST's training and test samples and, with the natural partition, every training sample's
+    client (only the chosen writers' samples are read: hpcfed.data.partition.choose_groups)."""
+    train_file, test_file = femnist.femnist_files(path, labels)
+    classes = femnist.CLASSES[labels]
+    select = None
+    if partition == NATURAL:
+        rng = np.random.default_rng([seed, PARTITION_STREAM])
+        select = functools.partial(choose_groups, num_clients=num_clients, rng=rng)
+    x_train, y_train, owner = femnist.read_file(train_file, classes, select)
+    x_test, y_test, _ = femnist.read_file(test_file, classes)
+    return x_train, y_train, owner, x_test, y_test
+
+
 def _check_arguments(
-    name: str, path: str | None, partition: str, num_clients: int, test_fraction: float, seed: int
+    name: str, path: str | None, partition: str, num_clients: int, test_fraction: float, seed: int, labels: str
 ) -> None:
     """Validates the arguments shared by all data sets (partition parameters are checked later)."""
     require(name in DATASETS, "data.name", name, f"one of {', '.join(DATASETS)}")
     if name == "synthetic":
         accepted = "'natural' for synthetic (one generator per client)"
         require(partition == NATURAL, "data.partition", partition, accepted)
+    elif name == "femnist":
+        accepted = f"one of {', '.join(PARTITIONS)}, {NATURAL} (one client per writer) for femnist"
+        require(partition in (*PARTITIONS, NATURAL), "data.partition", partition, accepted)
     else:
         accepted = f"one of {', '.join(PARTITIONS)} for {name}"
         require(partition in PARTITIONS, "data.partition", partition, accepted)
+    choices = LABELS.get(name, ())
+    accepted = (f"'' or one of {', '.join(choices)} for {name} (default {choices[0]})" if choices
+                else f"'' ({name} has one set of labels; fine/coarse is cifar100's, all/digits femnist's)")
+    require(labels in ("", *choices), "data.labels", labels, accepted)
     integer = (int, np.integer)
     ok_clients = isinstance(num_clients, integer) and num_clients >= 1
     require(ok_clients, "clients.total", num_clients, "an integer >= 1")
     require(isinstance(seed, integer) and seed >= 0, "seed", seed, "an integer >= 0")
-    if name != "cifar10":
+    if name not in FROM_DISK:
         accepted = "a number strictly between 0 and 1"
         require(0 < test_fraction < 1, "data.test_fraction", test_fraction, accepted)
     if name in ("digits", "deformed_digits"):
@@ -242,19 +269,23 @@ def load_federated_data(
     client_val_fraction: float = 0.0,
     server_val_fraction: float = 0.0,
     deformed: DeformedOptions | None = None,
+    labels: str = "",
 ) -> FederatedData:
     """Loads (or generates) a data set, normalises it and partitions it over ``num_clients`` clients.
 
     Args:
-        name: ``digits``, ``synthetic``, ``cifar10`` or ``deformed_digits`` (hpcfed.data.deformed).
-        path: the ``cifar-10-batches-py`` folder for cifar10; must be empty for the others.
+        name: ``digits``, ``synthetic``, ``cifar10``, ``deformed_digits`` (hpcfed.data.deformed),
+            ``cifar100`` (hpcfed.data.cifar100) or ``femnist`` (hpcfed.data.femnist).
+        path: the ``cifar-10-batches-py`` folder for cifar10, the ``cifar-100-python`` folder for
+            cifar100, the folder of TFF's ``fed_emnist_*.h5`` files for femnist; empty for the others.
         partition: ``iid``, ``dirichlet`` or ``shards`` (stored sets and deformed_digits' base digits);
-            ``natural`` (synthetic).
+            ``natural`` (synthetic; femnist: one client per writer, ``num_clients`` of them at most
+            the number of writers, chosen as hpcfed.data.partition.choose_groups says).
         alpha: Dirichlet concentration for ``dirichlet``.
         shards_per_client: shards per client for ``shards``.
         num_clients: number of clients.
-        test_fraction: share of the samples held out as the server test set (ignored by cifar10,
-            whose test set is ``test_batch``).
+        test_fraction: share of the samples held out as the server test set (ignored by the sets
+            read from disk, whose test sets are files of their own).
         seed: seed of every random choice.
         synthetic_alpha, synthetic_beta: heterogeneity of the Synthetic generator.
         synthetic_dim: number of Synthetic features.
@@ -262,11 +293,14 @@ def load_federated_data(
         client_val_fraction: share of every client's samples kept out of its training for validation.
         server_val_fraction: share of the training samples held by the server for validation.
         deformed: deformed_digits' options (default: :class:`DeformedOptions`'s defaults).
+        labels: which labels: cifar100 ``fine`` (100 classes, the default) or ``coarse`` (20);
+            femnist ``all`` (62 classes, the default) or ``digits`` (the digits-only files, 10);
+            empty (the default) for the others.
 
     Raises:
         DataError: for an unknown name or partition, bad numbers, or a missing or malformed file.
     """
-    _check_arguments(name, path, partition, num_clients, test_fraction, seed)
+    _check_arguments(name, path, partition, num_clients, test_fraction, seed, labels)
     check_fraction("data.client_val_fraction", client_val_fraction)
     check_fraction("data.server_val_fraction", server_val_fraction)
     client_split = ClientValidation(float(client_val_fraction), int(seed))
@@ -282,17 +316,33 @@ def load_federated_data(
         from hpcfed.data.deformed import DeformedOptions, load_deformed  # it subclasses FederatedData
         return load_deformed(deformed or DeformedOptions(), partition, alpha, shards_per_client, num_clients,
                              test_fraction, seed, server_val_fraction, client_split)
+    labels = labels or LABELS.get(name, ("",))[0]
+    classes, owner = NUM_CLASSES, None
     if name == "digits":
         x_train, y_train, x_test, y_test = _load_digits(test_fraction, seed)
-    else:
+    elif name == "cifar10":
         x_train, y_train, x_test, y_test = read_cifar10(path)
+    elif name == "cifar100":
+        x_train, y_train, x_test, y_test = cifar100.read_cifar100(path, labels)
+        classes = cifar100.CLASSES[labels]
+    else:
+        x_train, y_train, owner, x_test, y_test = _load_femnist(path, labels, partition, num_clients, seed)
+        classes = femnist.CLASSES[labels]
     pool, val = server_validation_split(y_train, server_val_fraction, seed)
     x_val, y_val = x_train[val], y_train[val]
     if len(val):
         x_train, y_train = x_train[pool], y_train[pool]
-    offsets, indices = partition_labels(y_train, partition, num_clients, alpha=alpha,
-                                        shards_per_client=shards_per_client,
-                                        rng=np.random.default_rng([seed, PARTITION_STREAM]))
+        owner = None if owner is None else owner[pool]
+    if partition == NATURAL:
+        offsets, indices = partition_natural(owner, num_clients)
+        empty = np.flatnonzero(np.diff(offsets) == 0)
+        first = int(empty[0]) if empty.size else -1
+        require(not empty.size, "data.server_val_fraction", server_val_fraction,
+                f"a share that leaves every writer a training sample (client {first} has none)")
+    else:
+        offsets, indices = partition_labels(y_train, partition, num_clients, alpha=alpha,
+                                            shards_per_client=shards_per_client,
+                                            rng=np.random.default_rng([seed, PARTITION_STREAM]))
     mean, std = channel_statistics(x_train)
     for array in (offsets, indices, mean, std):
         array.setflags(write=False)
@@ -300,7 +350,7 @@ def load_federated_data(
         name=name,
         test_inputs=torch.from_numpy(x_test),
         y_test=torch.from_numpy(y_test),
-        num_classes=NUM_CLASSES,
+        num_classes=classes,
         client_offsets=offsets,
         val_inputs=torch.from_numpy(x_val),
         y_val=torch.from_numpy(y_val),
