@@ -51,9 +51,11 @@ class DevicesConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    name: str = "digits"        # digits | synthetic | cifar10 | deformed_digits
-    path: str = ""              # cifar10: the cifar-10-batches-py folder
-    partition: str = "dirichlet"  # iid | dirichlet | shards | natural (synthetic)
+    name: str = "digits"        # digits | synthetic | cifar10 | deformed_digits | cifar100 | femnist
+    path: str = ""              # cifar10: the cifar-10-batches-py folder; cifar100: cifar-100-python; femnist:
+                                # the folder of TFF's fed_emnist_train.h5 / fed_emnist_test.h5
+    partition: str = "dirichlet"  # iid | dirichlet | shards | natural (synthetic; femnist: one client per writer)
+    labels: str = ""            # cifar100: fine (default, 100) | coarse (20); femnist: all (default, 62) | digits (10)
     alpha: float = 0.5          # Dirichlet concentration over labels
     shards_per_client: int = 2  # shards partition
     test_fraction: float = 0.2  # share held out as the server test set (digits, synthetic)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "devices.availability": ("always", "stochastic", "trace", "markov"),
-    "data.name": ("digits", "synthetic", "cifar10", "deformed_digits"),
+    "data.name": ("digits", "synthetic", "cifar10", "deformed_digits", "cifar100", "femnist"),
     "data.partition": ("iid", "dirichlet", "shards", "natural"),
     "model.space": ("resnet", "mobilenet"),
     "model.norm": ("none", "bn", "rms"),

@@ -10,6 +10,8 @@ training samples (hpcfed.worker). Reference evaluations on the server's test set
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -32,11 +34,14 @@ def calibrate(model: ElasticResNet, spec: SubnetSpec, x: torch.Tensor) -> NormSt
 
 @torch.no_grad()
 def score(model: ElasticResNet, spec: SubnetSpec, x: torch.Tensor, y: torch.Tensor, batch_size: int,
-          statistics: NormStatistics | None) -> tuple[int, float]:
-    """(correct predictions, summed cross-entropy) of ``spec`` on (x, y), sample by sample in effect."""
+          statistics: NormStatistics | None, prepare: Callable[[torch.Tensor], torch.Tensor] | None = None
+          ) -> tuple[int, float]:
+    """(correct predictions, summed cross-entropy) of ``spec`` on (x, y), sample by sample in effect;
+    ``prepare`` turns each batch of ``x`` into the model's inputs (a stored set's normalisation)."""
     correct, loss = 0, 0.0
     for start in range(0, len(y), batch_size):
-        logits = model(x[start:start + batch_size], spec, statistics=statistics)
+        batch = x[start:start + batch_size]
+        logits = model(batch if prepare is None else prepare(batch), spec, statistics=statistics)
         target = y[start:start + batch_size]
         correct += int((logits.argmax(dim=1) == target).sum())
         loss += float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
@@ -44,19 +49,23 @@ def score(model: ElasticResNet, spec: SubnetSpec, x: torch.Tensor, y: torch.Tens
 
 
 def evaluate(model: ElasticResNet, specs: list[SubnetSpec], x: torch.Tensor, y: torch.Tensor,
-             batch_size: int, calibration: torch.Tensor) -> np.ndarray:
-    """Top-1 accuracy (fraction in [0, 1]) of each spec on (x, y), statistics calibrated on ``calibration``."""
-    return np.array([score(model, spec, x, y, batch_size, calibrate(model, spec, calibration))[0] / len(y)
+             batch_size: int, calibration: torch.Tensor,
+             prepare: Callable[[torch.Tensor], torch.Tensor] | None = None) -> np.ndarray:
+    """Top-1 accuracy (fraction in [0, 1]) of each spec on (x, y), statistics calibrated on ``calibration``
+    (``prepare``: as :func:`score`)."""
+    return np.array([score(model, spec, x, y, batch_size, calibrate(model, spec, calibration), prepare)[0] / len(y)
                      for spec in specs])
 
 
 class ReferenceEvaluation:
-    """Scores every reference (model, spec) of a run on the test set, with rank 0's own supernet buffer."""
+    """Scores every reference (model, spec) of a run on the test set, with rank 0's own supernet buffer;
+    the test inputs ``x`` may be held as stored and turned into inputs batch by batch (``prepare``)."""
 
     def __init__(self, model: ElasticResNet, references: list[tuple[int, SubnetSpec]], x: torch.Tensor,
-                 y: torch.Tensor, batch_size: int, calibration: torch.Tensor):
+                 y: torch.Tensor, batch_size: int, calibration: torch.Tensor,
+                 prepare: Callable[[torch.Tensor], torch.Tensor] | None = None):
         self.model, self.references, self.x, self.y, self.batch_size = model, references, x, y, batch_size
-        self.calibration = calibration
+        self.calibration, self.prepare = calibration, prepare
 
     def __call__(self, models: dict[int, torch.Tensor]) -> np.ndarray:
         return self.score(models, self.references)
@@ -69,5 +78,5 @@ class ReferenceEvaluation:
             columns = [i for i, (m, _) in enumerate(references) if m == model_id]
             self.model.flat.copy_(models[model_id])
             accuracy[columns] = evaluate(self.model, [references[i][1] for i in columns], self.x, self.y,
-                                         self.batch_size, self.calibration)
+                                         self.batch_size, self.calibration, self.prepare)
         return accuracy

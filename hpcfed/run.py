@@ -216,7 +216,7 @@ def load_data(job: JobConfig) -> FederatedData:
     return load_federated_data(d.name, d.path or None, d.partition, d.alpha, d.shards_per_client,
                                job.clients.total, d.test_fraction, job.seed, d.synthetic_alpha, d.synthetic_beta,
                                d.synthetic_dim, d.synthetic_samples, d.client_val_fraction, d.server_val_fraction,
-                               deformed)
+                               deformed, d.labels)
 
 
 def _setup(comm: Comm, argv: list[str] | None, setup: dict) -> None:

@@ -60,8 +60,8 @@ class Server:
         self.planner = Planner(job, strategy, population, data.samples_per_client(),
                                data.validation_per_client(), self.costs)
         calibration = calibration_sample(data, job.eval.calibration_samples, job.seed).to(device)
-        self.evaluation = ReferenceEvaluation(model, strategy.references(), data.x_test.to(device),
-                                              data.y_test.to(device), job.eval.batch_size, calibration)
+        self.evaluation = ReferenceEvaluation(model, strategy.references(), data.test_inputs.to(device),
+                                              data.y_test.to(device), job.eval.batch_size, calibration, data.inputs)
         self.controller = Controller(job, strategy, lambda: self.clock)
         self.progress, self.checkpoint_file = progress, checkpoint_file
         self.last_accuracy: np.ndarray | None = None

@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from hpcfed.data.cifar import write_cifar10_batch
+from hpcfed.data.cifar100 import write_random_cifar100
+from hpcfed.data.femnist import FILES, random_writers, write_femnist
 from hpcfed.supernet import MobileNetSpace, ResNetSpace
 
 
@@ -23,6 +25,24 @@ def write_cifar10(folder: Path, per_batch: int = 20) -> Path:
     for i in range(1, 6):
         write_batch(folder / f"data_batch_{i}", per_batch, seed=i)
     write_batch(folder / "test_batch", per_batch, seed=0)
+    return folder
+
+
+def write_cifar100(folder: Path, train: int = 60, test: int = 20) -> Path:
+    """A tiny cifar-100-python folder in the standard format (train, test and meta pickles)."""
+    return Path(write_random_cifar100(folder, train, test))
+
+
+WRITERS = (5, 7, 0, 3, 9, 4)   # samples per training writer (the third has none)
+
+
+def write_fed_emnist(folder: Path, counts=WRITERS, test_counts=(2, 3, 2), labels: str = "all",
+                     classes: int = 62) -> Path:
+    """A tiny folder of TFF's federated EMNIST files (train and test, ``labels``' file names)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    train, test = FILES[labels]
+    write_femnist(folder / train, random_writers(list(counts), classes, seed=1))
+    write_femnist(folder / test, random_writers(list(test_counts), classes, seed=2))
     return folder
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.fakes import write_batch, write_cifar10
+from tests.fakes import write_batch, write_cifar10, write_cifar100, write_fed_emnist
 from tests.launch import TINY, run_hpcfed
 
 RESUMABLE = [*TINY, "--set", "rounds=4", "--set", "checkpoint.every=1"]
@@ -47,6 +47,21 @@ def cifar(folder: Path, spoil=None) -> list[str]:
     if spoil:
         spoil(path)
     return ["--set", "data.name=cifar10", "--set", f"data.path={path}", "--set", "data.partition=iid"]
+
+
+def cifar100(folder: Path, spoil=None) -> list[str]:
+    path = write_cifar100(folder / "cifar-100-python")
+    if spoil:
+        spoil(path)
+    return ["--set", "data.name=cifar100", "--set", f"data.path={path}", "--set", "data.partition=iid"]
+
+
+def femnist(folder: Path, spoil=None) -> list[str]:
+    path = write_fed_emnist(folder / "fed_emnist")
+    if spoil:
+        spoil(path)
+    return ["--set", "data.name=femnist", "--set", f"data.path={path}", "--set", "data.partition=natural",
+            "--set", "clients.total=5", "--set", "clients.per_round=2"]
 
 
 def trace(folder: Path, text: str) -> list[str]:
@@ -120,6 +135,10 @@ CASES = [
     ("CIFAR batch of the wrong shape", lambda d, r: cifar(d, lambda p: write_batch(
         p / "data_batch_2", 20, seed=2, data=np.zeros((20, 3000), dtype=np.uint8))), "data_batch_2"),
     ("CIFAR pickle that runs code", lambda d, r: cifar(d, malicious), "data_batch_1"),
+    ("CIFAR-100 folder without meta", lambda d, r: cifar100(d, lambda p: (p / "meta").unlink()), "lacks meta"),
+    ("truncated FEMNIST file", lambda d, r: femnist(d, lambda p: (p / "fed_emnist_train.h5").write_bytes(
+        (p / "fed_emnist_train.h5").read_bytes()[:3000])), "fed_emnist_train.h5"),
+    ("more FEMNIST clients than writers", lambda d, r: [*femnist(d), "--set", "clients.total=50"], "5 writers"),
     ("unwritable output folder", lambda d, r: ["--out", "/nonexistent/dir/run.h5"], "/nonexistent/dir"),
     ("output is a folder", lambda d, r: ["--out", str(d)], "is a directory"),
     ("existing results file", lambda d, r: ["--out", str(copy_run(r, d))], "--overwrite"),

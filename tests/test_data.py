@@ -1,4 +1,5 @@
-"""Tests of hpcfed.data: partitions, the three data sets and the safe CIFAR-10 reader."""
+"""Tests of hpcfed.data: partitions, the data sets and the safe CIFAR-10 reader (CIFAR-100 and
+FEMNIST: tests/test_femnist_cifar100.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from hpcfed.data import FederatedData, load_federated_data
-from hpcfed.data.cifar import read_batch
+from hpcfed.data.cifar import read_batch, read_pool
 from hpcfed.data.partition import (
     partition_dirichlet,
     partition_iid,
@@ -288,6 +289,16 @@ def test_cifar10_loads(cifar_dir):
     assert_valid_partition(data.client_offsets, data.client_indices, 100, 5)
     with open(cifar_dir / "test_batch", "rb") as handle:
         assert data.y_test.tolist() == pickle.load(handle)[b"labels"]
+
+
+def test_cifar10_batches_of_unequal_sizes_keep_their_order(cifar_dir):
+    for i, n in enumerate((3, 25, 1, 20, 7), start=1):   # the pool is sized by the first batch, then grows
+        write_batch(cifar_dir / f"data_batch_{i}", n, seed=10 + i)
+    x, y = read_pool([str(cifar_dir / f"data_batch_{i}") for i in range(1, 6)])
+    parts = [read_batch(str(cifar_dir / f"data_batch_{i}")) for i in range(1, 6)]
+    assert np.array_equal(x, np.concatenate([p[0] for p in parts])) and x.shape == (56, 3, 32, 32)
+    assert np.array_equal(y, np.concatenate([p[1] for p in parts]))
+    assert load("cifar10", str(cifar_dir), "iid", num_clients=5, test_fraction=0.0).train_inputs.shape[0] == 56
 
 
 def test_cifar10_channel_layout(tmp_path):

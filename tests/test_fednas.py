@@ -222,7 +222,7 @@ load = run.load_data
 def poisoned(job):   # test images replaced by noise and labels shuffled: any decision made on them would change
     data = load(job)
     g = torch.Generator().manual_seed(123)
-    return dataclasses.replace(data, x_test=torch.randn(data.x_test.shape, generator=g),
+    return dataclasses.replace(data, test_inputs=torch.randn(data.x_test.shape, generator=g),
                                y_test=data.y_test[torch.randperm(len(data.y_test), generator=g)])
 run.load_data = poisoned
 sys.exit(run.main(sys.argv[1:]))

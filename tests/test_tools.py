@@ -59,6 +59,16 @@ def test_bench_comm_reports_mpi_bytes_against_slice_needs():
         assert need > 0 and mpi >= need and float(ratio) == pytest.approx(mpi / need, abs=0.01)
 
 
+def test_bench_memory_reports_peak_memory_per_rank_with_and_without_cifar10():
+    out = run_tool("tools/bench_memory.py", "--ranks", "2", "--per-batch", "50", *SMALL_MODEL)
+    rows = {line[:36].strip(): line[36:].split()[0] for line in out.splitlines()
+            if line.startswith(("digits", "cifar10"))}
+    assert set(rows) == {"digits (floor)", "cifar10, 300 random images", "cifar10 above the floor"}
+    assert all(len(v.split("/")) == 2 for v in rows.values())
+    assert all(float(m) > 10 for key in ("digits (floor)", "cifar10, 300 random images")
+               for m in rows[key].split("/"))
+
+
 COMPARE_TINY = ["--set", "rounds=2", "--set", "clients.total=8", "--set", "clients.per_round=4",
                 "--set", "train.local_epochs=1"]
 

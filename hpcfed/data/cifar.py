@@ -49,6 +49,10 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
+class _MissingKey(Exception):
+    """A key the dict in a pickle lacks."""
+
+
 def _field(batch: dict, key: str) -> object:
     """Looks up ``key`` in a batch dict whose keys are bytes (standard) or str."""
     if not isinstance(batch, dict):
@@ -56,39 +60,63 @@ def _field(batch: dict, key: str) -> object:
     for candidate in (key.encode(), key):
         if candidate in batch:
             return batch[candidate]
-    raise KeyError(key)
+    raise _MissingKey(key)
 
 
-def read_batch(file: str) -> tuple[np.ndarray, np.ndarray]:
-    """Reads one batch file and returns its images as uint8 (n, 3, 32, 32) and labels as int64 (n,)."""
+def read_pickle(file: str, keys: tuple[str, ...], kind: str = "batch") -> list:
+    """The values of ``keys`` in the pickled dict ``file`` (bytes keys, as the CIFAR folders have,
+    or str), read with the restricted unpickler. A file that is unsafe, unreadable (truncated,
+    corrupt) or lacks a key gives a one-line DataError naming the ``kind`` of file and its path."""
+    wanted = " and ".join(f"b'{key}'" for key in keys)
     try:
         with open(file, "rb") as handle:
             batch = _ArrayUnpickler(handle, encoding="bytes").load()
-        data = _field(batch, "data")
-        labels = np.asarray(_field(batch, "labels"))
+        return [_field(batch, key) for key in keys]
     except DataError as error:
-        raise DataError(f"data.path: batch {file!r} is unsafe: {error}; expected numpy arrays only") from None
+        raise DataError(f"data.path: {kind} {file!r} is unsafe: {error}; expected numpy arrays only") from None
+    except _MissingKey as error:
+        raise DataError(f"data.path: {kind} {file!r} lacks b{str(error.args[0])!r}; expected a pickled dict "
+                        f"with {wanted}") from None
     except Exception as error:  # truncated or corrupt pickles raise many different types
         raise DataError(
-            f"data.path: batch {file!r} is unreadable ({_one_line(error)}); "
-            "expected a pickled dict with b'data' and b'labels'"
+            f"data.path: {kind} {file!r} is unreadable ({_one_line(error)}); expected a pickled dict with {wanted}"
         ) from None
+
+
+def check_images(file: str, data: object, kind: str = "batch") -> np.ndarray:
+    """``data`` as uint8 images (n, 3, 32, 32), or a one-line DataError unless it is uint8 (n, 3072)."""
     pixels = int(np.prod(IMAGE_SHAPE))
     is_array = isinstance(data, np.ndarray)
     if not (is_array and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == pixels):
         found = f"{data.dtype} {data.shape}" if is_array else type(data).__name__
-        raise DataError(f"data.path: batch {file!r} has data {found}; expected uint8 (n, {pixels})")
-    if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"data.path: {kind} {file!r} has data {found}; expected uint8 (n, {pixels})")
+    return data.reshape(-1, *IMAGE_SHAPE)
+
+
+def check_labels(file: str, labels: object, n: int, classes: int, key: str = "labels", kind: str = "batch"
+                 ) -> np.ndarray:
+    """``labels`` as int64 (n,), or a one-line DataError unless they are ``n`` integers in 0..classes-1."""
+    try:
+        labels = np.asarray(labels)
+    except Exception:  # a ragged or otherwise odd object
+        labels = np.asarray(None)
+    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
         raise DataError(
-            f"data.path: batch {file!r} has labels {labels.dtype} {labels.shape}; "
-            f"expected {len(data)} integers"
+            f"data.path: {kind} {file!r} has {key} {labels.dtype} {labels.shape}; expected {n} integers"
         )
-    if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+    if labels.size and (labels.min() < 0 or labels.max() >= classes):
         raise DataError(
-            f"data.path: batch {file!r} has labels from {labels.min()} to {labels.max()}; "
-            f"expected 0..{NUM_CLASSES - 1}"
+            f"data.path: {kind} {file!r} has {key} from {labels.min()} to {labels.max()}; "
+            f"expected 0..{classes - 1}"
         )
-    return data.reshape(-1, *IMAGE_SHAPE), labels.astype(np.int64)
+    return labels.astype(np.int64)
+
+
+def read_batch(file: str) -> tuple[np.ndarray, np.ndarray]:
+    """Reads one batch file and returns its images as uint8 (n, 3, 32, 32) and labels as int64 (n,)."""
+    data, labels = read_pickle(file, ("data", "labels"))
+    images = check_images(file, data)
+    return images, check_labels(file, labels, len(images), NUM_CLASSES)
 
 
 def read_cifar10(path: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -105,11 +133,28 @@ def read_cifar10(path: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     missing = [name for name in (*TRAIN_BATCHES, TEST_BATCH) if not os.path.isfile(os.path.join(path, name))]
     if missing:
         raise DataError(f"data.path: {path!r} lacks {', '.join(missing)}; {expected}")
-    train = [read_batch(os.path.join(path, name)) for name in TRAIN_BATCHES]
+    x_train, y_train = read_pool([os.path.join(path, name) for name in TRAIN_BATCHES])
     x_test, y_test = read_batch(os.path.join(path, TEST_BATCH))
-    x_train = np.concatenate([x for x, _ in train])
-    y_train = np.concatenate([y for _, y in train])
     return x_train, y_train, x_test, y_test
+
+
+def read_pool(files: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The batches of ``files`` as one pool of images and labels. The pool is allocated once, sized
+    by the first batch (the standard batches are all of one size), and each batch is copied in and
+    freed before the next is read, so the unpickler's buffers are reused rather than kept."""
+    pool, fill, labels = None, 0, []
+    for file in files:
+        x, y = read_batch(file)
+        if pool is None:
+            pool = np.empty((len(files) * len(x), *x.shape[1:]), dtype=x.dtype)
+        if fill + len(x) > len(pool):   # a batch larger than the first (not a standard folder)
+            pool = np.concatenate([pool[:fill], x])
+        else:
+            pool[fill:fill + len(x)] = x
+        fill += len(x)
+        labels.append(y)
+        del x
+    return pool[:fill], np.concatenate(labels)
 
 
 def write_cifar10_batch(file, images: np.ndarray, labels, protocol: int = 2) -> None:

@@ -207,8 +207,8 @@ def load_deformed(options: DeformedOptions, partition: str, alpha: float, shards
     y_test = generator.y_test[torch.from_numpy(index % n_test)]
     for array in (offsets, owned):
         array.setflags(write=False)
-    return DeformedData(name=NAME, x_test=x_test, y_test=y_test, num_classes=NUM_CLASSES,
-                        client_offsets=_readonly(offsets * per), x_val=x_val, y_val=y_val,
+    return DeformedData(name=NAME, test_inputs=x_test, y_test=y_test, num_classes=NUM_CLASSES,
+                        client_offsets=_readonly(offsets * per), val_inputs=x_val, y_val=y_val,
                         client_split=client_split, generator=generator, digit_offsets=offsets,
                         digit_indices=owned)
 

@@ -5,6 +5,10 @@ explicit :class:`numpy.random.Generator`. It returns the CSR pair ``(offsets, in
 int64): client ``k`` owns ``indices[offsets[k]:offsets[k + 1]]``, every training index appears
 exactly once and every client owns at least one sample. The work is numpy-vectorised, so 100k
 clients cost no memory beyond the two arrays.
+
+The ``natural`` partition of a stored set (FEMNIST's writers) is not a function of the labels but
+of the samples' groups: :func:`choose_groups` picks the groups that become clients before the
+samples are read, and :func:`partition_natural` gives each client its group's samples.
 """
 
 from __future__ import annotations
@@ -131,6 +135,26 @@ def partition_shards(
     offsets = np.zeros(num_clients + 1, dtype=np.int64)
     offsets[1:] = ends[shards_per_client - 1 :: shards_per_client]
     return offsets, by_label[positions].astype(np.int64)
+
+
+def choose_groups(sizes: np.ndarray, num_clients: int, rng: np.random.Generator) -> np.ndarray:
+    """The natural partition's clients: ``num_clients`` of the groups (writers) with samples
+    (``sizes`` > 0), taken as a prefix of a permutation drawn from ``rng``, so client ``k`` is
+    group ``chosen[k]`` and fewer clients are a prefix of the same order. The samples of groups not
+    chosen are not used at all."""
+    present = np.flatnonzero(np.asarray(sizes) > 0)
+    if not 1 <= num_clients <= len(present):
+        raise DataError(
+            f"clients.total: {num_clients} does not fit {len(present)} writers; expected an integer from 1 "
+            f"to {len(present)} (the natural partition makes one client per writer)"
+        )
+    return rng.permutation(present)[:num_clients].astype(np.int64)
+
+
+def partition_natural(owner: np.ndarray, num_clients: int) -> tuple[np.ndarray, np.ndarray]:
+    """Client ``owner[i]`` owns sample ``i`` (the natural partition, after :func:`choose_groups`);
+    each client's indices ascend. A client may be left empty here: the caller checks."""
+    return _csr_from_owner(np.asarray(owner, dtype=np.int64), num_clients)
 
 
 def partition_labels(

@@ -6,7 +6,9 @@ with ``[seed, stream, ...]``, so adding a split never moves another one's number
 
 * stream 1, the server test set of digits: a stratified share ``data.test_fraction`` of every
   class, leaving each class at least one training sample (:func:`split_test_set`);
-* stream 2, the partition of the training pool over the clients (hpcfed.data.partition);
+* stream 2, the partition of the training pool over the clients (hpcfed.data.partition); for
+  FEMNIST's natural partition, which writers become clients, drawn before the samples are read
+  (hpcfed.data.partition.choose_groups);
 * stream 3, the Synthetic generator (hpcfed.data.synthetic);
 * stream 4, client validation (:class:`ClientValidation`): client ``k`` with ``n`` samples keeps
   ``floor(data.client_val_fraction * n)`` of them out of its training, chosen by a permutation
@@ -14,7 +16,8 @@ with ``[seed, stream, ...]``, so adding a split never moves another one's number
   training and validation samples each keep their original order;
 * stream 5, server validation of stored sets (:func:`server_validation_split`): a stratified share
   ``data.server_val_fraction`` of the training pool, after the test split and before partitioning,
-  drawn from ``[seed, 5]``. Synthetic carves its server validation from the training samples of
+  drawn from ``[seed, 5]`` (with FEMNIST's natural partition: of the chosen writers' samples, each
+  writer keeping the rest). Synthetic carves its server validation from the training samples of
   the clients that hold the test set instead (see hpcfed.data.synthetic);
 * streams 6 and 7, deformed_digits' deformations of base-train digit ``d`` (``[seed, 6, d]``) and
   of base-test digit ``d`` (``[seed, 7, d]``); its test split (stream 1), server validation
@@ -138,4 +141,4 @@ def calibration_sample(data, count: int, seed: int) -> torch.Tensor:
     """Inputs of up to ``count`` training samples of ``data`` (a FederatedData): the training samples
     of whole clients, taken in a seeded random order until ``count`` are reached."""
     parts = [data.client_data(client)[0][:take] for client, take in calibration_clients(data, count, seed)]
-    return torch.cat(parts) if parts else data.x_test[:0]
+    return torch.cat(parts) if parts else data.inputs(data.test_inputs[:0])
