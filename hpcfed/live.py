@@ -15,6 +15,10 @@ the run goes on without. HDF5's own file locking is off on every open, the write
 ``locking=False``), so readers never take or wait on the writer's lock and a reader holding the file
 open never makes a session fail. Programs that open the file with HDF5's locking (plain
 ``h5py.File``, h5dump) are refused while a run holds it: they would read it without the check below.
+Where ``HDF5_USE_FILE_LOCKING`` asks HDF5 to lock (TRUE, 1, BEST_EFFORT), it overrides
+``locking=False``: every open then takes HDF5's lock, the run takes none of its own (it would refuse
+its own sessions), a session waits up to ``WAIT_S`` for other programs' opens, readers retry the
+writer's, and a second writer is no longer refused.
 
 Consistency: a sequence lock. The root attribute ``write_seq`` counts sessions: a session sets it
 odd and flushes that to the file before it changes anything else, flushes all its changes, then sets
@@ -50,6 +54,7 @@ SEQ = "write_seq"       # root attribute: odd while a write session is under way
 RETRY_S = 5.0           # how long a reader retries a file that keeps changing under it
 STABLE_S = 0.5          # how long a file that keeps failing the same way must stay unchanged to be judged
 PAUSE_S = 0.05          # between a reader's tries (on average)
+WAIT_S = 60.0           # how long a write waits for others' HDF5 locks (only where HDF5_USE_FILE_LOCKING forces them)
 SIGNATURE = b"\x89HDF\r\n\x1a\n"
 NO_FLOCK = (errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP)   # a file system without flock (Lustre without -o flock)
 T = TypeVar("T")
@@ -70,6 +75,9 @@ def hold(path: str | Path, who: str) -> int | None:
         fd = os.open(path, os.O_RDWR)   # NFS emulates flock with POSIX locks: an exclusive one needs write access
     except OSError as err:
         raise HpcfedError(f"{who} {str(path)!r} cannot be opened ({err.strerror or err})") from None
+    if hdf5_locks():   # HDF5 then locks each session's open itself, and a lock of ours would refuse those opens
+        os.close(fd)
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as err:
@@ -116,13 +124,17 @@ def writing(path: str | Path, held: int | None) -> Iterator[h5py.File]:
         if not same:
             raise HpcfedError(f"results file {str(path)!r} was removed or replaced while this run wrote it; "
                               "its checkpoint is kept (restore the file to continue with --resume)")
+    f = _open_for_writing(path)   # outside: waiting for another program's lock must not hold signals back
     with interrupts.deferred():
-        f = h5py.File(path, "r+", locking=False)
         try:
             seq = int(f.attrs.get(SEQ, 0))
             seq += 1 if seq % 2 == 0 else 2
             f.attrs[SEQ] = seq
             f.flush()
+        except BaseException:
+            f.close()
+            raise
+        try:
             yield f
         finally:
             try:
@@ -130,6 +142,27 @@ def writing(path: str | Path, held: int | None) -> Iterator[h5py.File]:
                 f.attrs[SEQ] = seq + 1
             finally:
                 f.close()
+
+
+def hdf5_locks() -> bool:
+    """Whether HDF5_USE_FILE_LOCKING makes HDF5 lock every open, ``locking=False`` notwithstanding."""
+    return os.environ.get("HDF5_USE_FILE_LOCKING", "").strip().upper() in ("TRUE", "1", "BEST_EFFORT")
+
+
+def _open_for_writing(path: str | Path) -> h5py.File:
+    """The file opened for a session; where HDF5 locks every open, after waiting out other opens."""
+    waited = time.monotonic() + WAIT_S
+    while True:
+        try:
+            return h5py.File(path, "r+", locking=False)
+        except OSError as err:
+            if "unable to lock" not in str(err):
+                raise
+            if time.monotonic() > waited:
+                raise HpcfedError(f"results file {str(path)!r} stayed locked by another process for {WAIT_S:g} s "
+                                  f"(HDF5_USE_FILE_LOCKING={os.environ.get('HDF5_USE_FILE_LOCKING')} makes every "
+                                  "open take HDF5's lock); close that program, or unset the variable") from None
+        time.sleep(PAUSE_S)
 
 
 def read(path: str | Path, what: Callable[[h5py.File], T]) -> T:
@@ -220,9 +253,9 @@ def _state(path: Path) -> tuple:
 
 def _open_failure(path: Path, err: OSError) -> str:
     text = _one_line(err)
-    if "lock" in text:
+    if "unable to lock" in text:
         return (f"{str(path)!r} is locked by another process ({text}); HDF5_USE_FILE_LOCKING="
-                f"{os.environ.get('HDF5_USE_FILE_LOCKING', '(unset)')} in this environment")
+                f"{os.environ.get('HDF5_USE_FILE_LOCKING', '(unset)')} makes this reader take HDF5's lock too")
     return f"{str(path)!r} cannot be read as HDF5 ({text})"
 
 

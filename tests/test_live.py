@@ -150,6 +150,39 @@ def test_readers_never_see_half_a_write(tmp_path):
     assert read_results(out)["attrs"]["status"] == "finished"
 
 
+# a reader in a process of its own (whose HDF5 sees the environment it starts with), until the writer finishes
+READER = """
+import sys
+from hpcfed.errors import HpcfedError
+from hpcfed.results import read_results
+from tests.test_live import assert_consistent
+reads = 0
+while True:
+    try:
+        results = read_results(sys.argv[1])
+    except HpcfedError as err:
+        assert "kept changing" in str(err) or "does not exist" in str(err), err
+        continue
+    assert_consistent(results)
+    reads += 1
+    if results["attrs"]["status"] == "finished":
+        break
+print(reads)
+"""
+
+
+def test_where_hdf5_file_locking_is_forced_the_writer_and_readers_wait_for_each_other(tmp_path):
+    """HDF5_USE_FILE_LOCKING=TRUE overrides locking=False: every open takes HDF5's lock, so the writer
+    takes no lock of its own (it would refuse its own sessions) and waits out the readers' opens."""
+    out = tmp_path / "locked.h5"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HDF5_USE_FILE_LOCKING": "TRUE"}
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(out), "100"], cwd=ROOT, env=env)
+    reader = subprocess.run([sys.executable, "-c", READER, str(out)], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert writer.wait(timeout=300) == 0
+    assert reader.returncode == 0 and int(reader.stdout) >= 2, reader.stderr
+
+
 def small_file(path, **attrs) -> None:
     writer = ResultsWriter.create(path, {"config_yaml": "rounds: 5\n", "strategy": "superfed", **attrs}, [])
     writer.append_round({k: 0 for k in ROUND_COLUMNS}, {k: np.zeros(2, dtype=d) for k, (d, _, _) in CLIENT_COLUMNS.items()})
