@@ -56,6 +56,7 @@ STABLE_S = 0.5          # how long a file that keeps failing the same way must s
 PAUSE_S = 0.05          # between a reader's tries (on average)
 WAIT_S = 60.0           # how long a write waits for others' HDF5 locks (only where HDF5_USE_FILE_LOCKING forces them)
 SIGNATURE = b"\x89HDF\r\n\x1a\n"
+JITTER = random.Random()   # spreads readers' retries (its own generator: the global one stays untouched)
 NO_FLOCK = (errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP)   # a file system without flock (Lustre without -o flock)
 T = TypeVar("T")
 
@@ -189,7 +190,7 @@ def read(path: str | Path, what: Callable[[h5py.File], T]) -> T:
         if now - start >= RETRY_S:
             raise HpcfedError(failed.message or f"{str(path)!r} kept changing while read for {RETRY_S:g} s "
                                                 "(its writer writes it without pause); try again")
-        time.sleep(PAUSE_S * random.uniform(0.5, 1.5))
+        time.sleep(PAUSE_S * JITTER.uniform(0.5, 1.5))
 
 
 def _read_once(path: Path, what: Callable[[h5py.File], T], consistent: bool) -> T:
