@@ -163,7 +163,7 @@ def _open_for_writing(path: str | Path) -> h5py.File:
                 raise HpcfedError(f"results file {str(path)!r} stayed locked by another process for {WAIT_S:g} s "
                                   f"(HDF5_USE_FILE_LOCKING={os.environ.get('HDF5_USE_FILE_LOCKING')} makes every "
                                   "open take HDF5's lock); close that program, or unset the variable") from None
-        time.sleep(PAUSE_S)
+        time.sleep(PAUSE_S / 10)   # readers hold their locks for milliseconds: try often
 
 
 def read(path: str | Path, what: Callable[[h5py.File], T]) -> T:

@@ -111,16 +111,17 @@ with h5py.File(sys.argv[1], "r", locking=False) as f:
         time.sleep(0.1)
 """
 
-# rank 0's writer at full speed: one write session after every round, never a pause
+# rank 0's writer at full speed: one write session after every round of sys.argv[3] seconds (default: none)
 WRITER = """
-import sys
+import sys, time
 import numpy as np
 from hpcfed import results
 from hpcfed.results import ResultsWriter, ROUND_COLUMNS, CLIENT_COLUMNS
-path, n = sys.argv[1], int(sys.argv[2])
+path, n, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
 results.WRITE_EVERY_S = 0.0
 w = ResultsWriter.create(path, {"config_yaml": f"rounds: {n}\\n"}, [])
 for r in range(n):
+    time.sleep(pause)
     w.append_round({k: r for k in ROUND_COLUMNS}, {k: np.full(8, r, dtype=d) for k, (d, _, _) in CLIENT_COLUMNS.items()})
     w.append_eval(r, np.zeros(0))
 w.close("finished")
@@ -156,6 +157,7 @@ import sys
 from hpcfed.errors import HpcfedError
 from hpcfed.results import read_results
 from tests.test_live import assert_consistent
+print("ready", flush=True)
 reads = 0
 while True:
     try:
@@ -176,11 +178,13 @@ def test_where_hdf5_file_locking_is_forced_the_writer_and_readers_wait_for_each_
     takes no lock of its own (it would refuse its own sessions) and waits out the readers' opens."""
     out = tmp_path / "locked.h5"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HDF5_USE_FILE_LOCKING": "TRUE"}
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(out), "100"], cwd=ROOT, env=env)
-    reader = subprocess.run([sys.executable, "-c", READER, str(out)], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=300)
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(out)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    assert reader.stdout.readline() == "ready\n"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(out), "100", "0.02"], cwd=ROOT, env=env)
+    stdout, stderr = reader.communicate(timeout=300)
     assert writer.wait(timeout=300) == 0
-    assert reader.returncode == 0 and int(reader.stdout) >= 2, reader.stderr
+    assert reader.returncode == 0 and int(stdout) >= 2, stderr
 
 
 def small_file(path, **attrs) -> None:
