@@ -15,10 +15,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import torch
 import torch.nn as nn
 
+from hpcfed import live
 from hpcfed.errors import ConfigError, HpcfedError
 from hpcfed.evaluation import calibrate
 from hpcfed.supernet import Arch, ElasticResNet, Subnet, SubnetSpec, cost
@@ -71,14 +71,17 @@ def parse_arch(name: str, space: ResNetSpace) -> Arch:
 
 def read_front(path: Path) -> list[Arch]:
     """The post-training search front recorded in the results file (tools/search.py)."""
-    with h5py.File(path, "r") as f:
-        if FRONT not in f:
-            raise HpcfedError(f"run file {str(path)!r} has no search front ({FRONT}); run tools/search.py on it first")
-        rows = f[FRONT][()]
+    rows = live.read(path, lambda f: _front(f, path))
     try:
         return [Arch.from_json(a.decode() if isinstance(a, bytes) else a) for a in rows]
     except (ValueError, TypeError) as err:   # bad JSON (a bad architecture is a ConfigError: one line already)
         raise HpcfedError(f"run file {str(path)!r}: {FRONT} does not hold architecture JSON ({err})") from None
+
+
+def _front(f, path: Path):
+    if FRONT not in f:
+        raise HpcfedError(f"run file {str(path)!r} has no search front ({FRONT}); run tools/search.py on it first")
+    return f[FRONT][()]
 
 
 def choose(run: TrainedRun, space: ResNetSpace, arch: str | None, front: int | None, model: int | None) -> Choice:

@@ -11,12 +11,16 @@ changes it), so rank 0 may have a fraction of a second. Hence:
   fresh run saves a checkpoint of its start before round 0, so whenever rank 0 is SIGKILLed the
   newest checkpoint on disk still resumes to the uninterrupted run;
 - while the program starts (imports, before :func:`install`), rank 0 exits at once with a line
-  saying that nothing was written; workers ignore the signals throughout, rank 0 ends them.
+  saying that nothing was written; workers ignore the signals throughout, rank 0 ends them;
+- a write to the results file holds them back until it ends (:func:`deferred`), so none is cut in two.
 """
 from __future__ import annotations
 
 import os
 import signal
+import threading
+from contextlib import contextmanager
+from typing import Iterator
 
 RESUMABLE_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 EXIT_INTERRUPTED = 75   # EX_TEMPFAIL: stopped with a checkpoint; run again with --resume
@@ -72,3 +76,24 @@ def ignore() -> None:
     """From now on the resumable signals do nothing here (rank 0 finishing a run whose rounds are all played)."""
     for sig in RESUMABLE_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Hold the resumable signals back until the block ends, then deliver them (main thread only:
+    elsewhere Python's handlers cannot be changed, nor do they run)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {sig: signal.getsignal(sig) for sig in RESUMABLE_SIGNALS}
+    previous = {sig: handler for sig, handler in previous.items() if handler is not None}   # None: not Python's
+    for sig in previous:
+        signal.signal(sig, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in caught:
+            signal.raise_signal(sig)

@@ -43,8 +43,11 @@ def reusable(path: Path, job: JobConfig) -> bool:
         return False
     try:
         attrs = read_results(path)["attrs"]
+    except HpcfedError as err:
+        raise HpcfedError(f"{err}; pass --overwrite to replace it or choose another --out") from None
+    try:
         held = yaml.safe_load(attrs["config_yaml"])
-    except (OSError, KeyError, yaml.YAMLError) as err:
+    except (KeyError, yaml.YAMLError) as err:
         raise HpcfedError(f"{str(path)!r} exists and is not an hpcfed results file ({err}); "
                           f"pass --overwrite to replace it or choose another --out") from None
     try:   # read with today's defaults: a job field added since the run was made takes its default

@@ -26,6 +26,7 @@ import h5py
 import numpy as np
 import torch
 
+from hpcfed import live
 from hpcfed.comm import Comm
 from hpcfed.data import FederatedData
 from hpcfed.data.splits import SEARCH_STREAM, calibration_clients
@@ -100,17 +101,22 @@ def report_test_accuracy(network: ElasticResNet, archs: list[Arch], data: Federa
 
 def record(path, result: SearchResult, tested: dict[Arch, float], attrs: dict) -> None:
     """Write the front (and the references under the budget) into the results file as ``post_search/``,
-    replacing an older search's; ``attrs`` describe the search (budget, objective, seed, ...)."""
-    with h5py.File(path, "r+") as f:
-        if GROUP in f:
-            del f[GROUP]
-        group = f.create_group(GROUP)
-        group.attrs.update(attrs)
-        _write_rows(group, result.front, tested)
-        refs = group.create_group("references")
-        refs.attrs["description"] = "the run's reference subnets under the budget, scored the same way"
-        _write_rows(refs, [c for _, c in result.references], tested)
-        refs.create_dataset("reference_names", data=[n for n, _ in result.references], dtype=STR)
+    replacing an older search's (one write session, hpcfed.live); ``attrs`` describe the search (budget,
+    objective, seed, ...)."""
+    held = live.hold(path, "run file")
+    try:
+        with live.writing(path, held) as f:
+            if GROUP in f:
+                del f[GROUP]
+            group = f.create_group(GROUP)
+            group.attrs.update(attrs)
+            _write_rows(group, result.front, tested)
+            refs = group.create_group("references")
+            refs.attrs["description"] = "the run's reference subnets under the budget, scored the same way"
+            _write_rows(refs, [c for _, c in result.references], tested)
+            refs.create_dataset("reference_names", data=[n for n, _ in result.references], dtype=STR)
+    finally:
+        live.release(held)
 
 
 def _write_rows(group: h5py.Group, rows: list[Candidate], tested: dict[Arch, float]) -> None:

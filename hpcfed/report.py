@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import numpy as np
+import yaml
 
 from hpcfed.errors import HpcfedError
 
@@ -19,11 +20,23 @@ def _si(value: float, unit: str) -> str:
     return f"{value:.3g} {unit}"
 
 
+def run_state(results: dict[str, Any]) -> str:
+    """The run's ``status``; for one still running (or killed), "running, round k of N": k rounds written so far."""
+    status = str(results["attrs"].get("status"))
+    if status != "running":
+        return status
+    try:
+        total = yaml.safe_load(results["attrs"]["config_yaml"])["rounds"]
+    except (KeyError, TypeError, yaml.YAMLError):
+        total = "?"
+    return f"running, round {len(results['rounds']['round'])} of {total}"
+
+
 def summary(results: dict[str, Any]) -> str:
     """The per-subnet accuracy table (last evaluation) and the run's cost ledger, as text."""
     attrs, ev, rounds = results["attrs"], results["eval"], results["rounds"]
     lines = [f"run: strategy {attrs.get('strategy')}, seed {attrs.get('seed')}, {attrs.get('world_size')} ranks, "
-             f"norm {attrs.get('normalization')}, status {attrs.get('status')}"]
+             f"norm {attrs.get('normalization')}, status {run_state(results)}"]
     acc = ev["accuracy"]
     last = acc[-1] if len(acc) else np.full(len(ev["subnet_names"]), np.nan)
     when = f"after round {int(ev['round'][-1]) + 1}" if len(acc) else "never evaluated"

@@ -2,7 +2,9 @@
 
 Rows are buffered and written at most every ``WRITE_EVERY_S`` seconds, before every checkpoint and
 at the end, so a fast run does not pay HDF5's per-call cost each round; a checkpoint never counts
-rows the file does not hold, so a resumed run always finds them.
+rows the file does not hold, so a resumed run always finds them. Each write opens the file, appends
+and closes it (hpcfed.live): any process may read it at any time, through :func:`read_results` or
+:func:`hpcfed.live.read`, which see the file as one write left it.
 
 Layout (units and descriptions are attributes of every dataset)::
 
@@ -12,7 +14,8 @@ Layout (units and descriptions are attributes of every dataset)::
                              model's float32 weights concatenated in model order; one model: its
                              weights), started, and when the run finishes: stop_reason (why it ended:
                              all rounds played, or the strategy's reason), rounds_played, peak_rss_mb
-                             (per rank, MiB)
+                             (per rank, MiB), write_seq (write sessions begun and ended: odd while one
+                             is under way; hpcfed.live)
     rounds/<column>   one row per round: ROUND_COLUMNS
     clients/<column>  one row per sampled client per round: CLIENT_COLUMNS
     validation/<column>  one row per evaluate task (federated validation): VALIDATION_COLUMNS
@@ -48,7 +51,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from hpcfed import __version__
+from hpcfed import __version__, live
 from hpcfed.errors import HpcfedError
 from hpcfed.supernet import Arch
 
@@ -109,54 +112,57 @@ WRITE_EVERY_S = 2.0
 class ResultsWriter:
     """Creates (or reopens) the results file and appends rows (buffered; see :meth:`flush`)."""
 
-    def __init__(self, file: h5py.File):
-        self.file = file
-        # buffered rows per table; between flushes the file is not touched, so a killed run leaves it
-        # as of its last flush (HDF5 has no journal: a kill amid unflushed changes can damage it)
+    def __init__(self, path: str | Path, held: int | None, stored: dict[str, int], arch_json: list[str]):
+        self.path, self.held = Path(path), held   # held: the run's lock on the file (hpcfed.live.hold)
+        self.stored = stored                      # rows of each table in the file
+        # buffered rows per table; between flushes the file is closed, so a killed run leaves it
+        # as of its last flush (HDF5 has no journal: a kill amid a write can damage it)
         self.pending: dict[str, list[dict[str, Any]]] = {name: [] for name in (*TABLES, "eval", "architectures")}
         self.written_at = time.monotonic()
-        self.arch_ids: dict[Arch, int] = {Arch.from_json(j): i for i, j in
-                                          enumerate(file["architectures/json"].asstr()[()])}
+        self.closed = False
+        self.arch_ids: dict[Arch, int] = {Arch.from_json(j): i for i, j in enumerate(arch_json)}
         self.view = None   # an extra view of the rows each flush writes (hpcfed.tensorboard), if any
 
     @classmethod
     def create(cls, path: str | Path, attrs: dict[str, Any], subnets: list[tuple[str, Arch, int, int, int]]):
         """A new file with every table empty."""
-        f = h5py.File(path, "w")
-        f.attrs.update({"hpcfed_version": __version__, "status": "running", **attrs})
-        _create_tables(f, subnets)
-        f.flush()
-        return cls(f)
+        def fill(f: h5py.File) -> None:
+            f.attrs.update({"hpcfed_version": __version__, "status": "running", **attrs})
+            _create_tables(f, subnets)
+        held = live.create(path, fill)
+        return cls(path, held, {name: 0 for name in (*TABLES, "eval", "architectures")}, [])
 
     @classmethod
     def resume(cls, path: str | Path, rows: dict[str, int], subnet_count: int):
         """Reopen a run's file, cut every table back to ``rows`` (a checkpoint's) and mark it running."""
+        held = live.hold(path, "--resume: results file")
+        cuts = {f"{name}/{col}": rows[name] for name, columns in TABLES.items() for col in columns}
+        cuts.update({"eval/round": rows["eval"], "eval/accuracy": rows["eval"],
+                     "architectures/json": rows["architectures"]})
         try:
-            f = h5py.File(path, "r+")
+            with h5py.File(path, "r", locking=False) as f:   # checked before anything changes
+                _check_layout(f, path, subnet_count)
+                for name, count in cuts.items():
+                    _check_rows(f[name], count, path)
+            with live.writing(path, held) as f:
+                for name, count in cuts.items():
+                    f[name].resize((count, *f[name].shape[1:]))
+                f.attrs["status"] = "running"
+                if "error" in f.attrs:
+                    del f.attrs["error"]
+                arch_json = list(f["architectures/json"].asstr()[()])
         except OSError as err:
+            live.release(held)
             raise HpcfedError(f"--resume: results file {str(path)!r} cannot be opened ({err})") from None
-        try:
-            _check_layout(f, path, subnet_count)
-            for name, columns in TABLES.items():
-                for col in columns:
-                    _truncate(f[name][col], rows[name], path)
-            _truncate(f["eval/round"], rows["eval"], path)
-            _truncate(f["eval/accuracy"], rows["eval"], path)
-            _truncate(f["architectures/json"], rows["architectures"], path)
-            f.attrs["status"] = "running"
-            if "error" in f.attrs:
-                del f.attrs["error"]
-            f.flush()
-            return cls(f)
         except BaseException:
-            f.close()
+            live.release(held)
             raise
+        return cls(path, held, {name: rows[name] for name in (*TABLES, "eval", "architectures")}, arch_json)
 
     def rows(self) -> dict[str, int]:
         """Row count of each table, buffered rows included (what a checkpoint records)."""
         buffered = {name: sum(len(next(iter(part.values()))) for part in parts) for name, parts in self.pending.items()}
-        first = {**{name: f"{name}/round" for name in TABLES}, "eval": "eval/round", "architectures": "architectures/json"}
-        return {name: len(self.file[column]) + buffered[name] for name, column in first.items()}
+        return {name: self.stored[name] + buffered[name] for name in self.pending}
 
     def arch_id(self, arch: Arch) -> int:
         """Row of ``arch`` in architectures/json, added on first use."""
@@ -183,50 +189,65 @@ class ResultsWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Write every buffered row and flush the file; then show the same rows in the view, if any."""
+        """Write every buffered row, in one write session (none if nothing is buffered); then show
+        the same rows in the view, if any."""
         written = {name: list(parts) for name, parts in self.pending.items()}
-        for name, parts in self.pending.items():
-            if parts:
-                _append(self.file[name], {k: np.concatenate([part[k] for part in parts]) for k in parts[0]})
-                parts.clear()
-        self.file.flush()
+        if any(self.pending.values()):
+            with live.writing(self.path, self.held) as f:
+                for name, parts in self.pending.items():
+                    if parts:
+                        rows = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+                        _append(f[name], rows)
+                        self.stored[name] += len(next(iter(rows.values())))
+                        parts.clear()
         self.written_at = time.monotonic()
         if self.view is not None:
             self.view.write(written)
 
     def save_models(self, models: dict) -> None:
         """Write every model's final float32 weights as ``models/<id>`` (replacing older ones)."""
-        if "models" in self.file:
-            del self.file["models"]
-        group = self.file.create_group("models")
-        group.attrs["description"] = "final float32 weights of every model (the whole supernet vector)"
-        for model_id, weights in sorted(models.items()):
-            group.create_dataset(str(model_id), data=np.asarray(weights, dtype=np.float32))
+        with live.writing(self.path, self.held) as f:
+            if "models" in f:
+                del f["models"]
+            group = f.create_group("models")
+            group.attrs["description"] = "final float32 weights of every model (the whole supernet vector)"
+            for model_id, weights in sorted(models.items()):
+                group.create_dataset(str(model_id), data=np.asarray(weights, dtype=np.float32))
 
     def save_report(self, report: dict) -> None:
         """Write a strategy's end-of-run report (hpcfed.strategies.base.Strategy.report): its tables as
         ``<group>/<table>/<column>``, its attrs on the group and its root attrs on the file."""
-        name = report["group"]
-        if name in self.file:
-            del self.file[name]
-        group = self.file.create_group(name)
-        group.attrs.update(report["attrs"])
-        for table, columns in report["tables"].items():
-            sub = group.create_group(table)
-            for column, values in columns.items():
-                values = list(values)
-                if values and isinstance(values[0], str):
-                    sub.create_dataset(column, data=values, dtype=STR)
-                else:
-                    sub.create_dataset(column, data=np.asarray(values, dtype=np.float64 if not values else None))
-        self.file.attrs.update(report["root"])
+        with live.writing(self.path, self.held) as f:
+            _write_report(f, report)
 
     def close(self, status: str, **attrs: Any) -> None:
-        if not self.file.id.valid:
+        """Write what is buffered, then ``status`` and ``attrs``, and give the file up."""
+        if self.closed:
             return
-        self.flush()
-        self.file.attrs.update({"status": status, **attrs})
-        self.file.close()
+        self.closed = True
+        try:
+            self.flush()
+            with live.writing(self.path, self.held) as f:
+                f.attrs.update({"status": status, **attrs})
+        finally:
+            live.release(self.held)
+
+
+def _write_report(f: h5py.File, report: dict) -> None:
+    name = report["group"]
+    if name in f:
+        del f[name]
+    group = f.create_group(name)
+    group.attrs.update(report["attrs"])
+    for table, columns in report["tables"].items():
+        sub = group.create_group(table)
+        for column, values in columns.items():
+            values = list(values)
+            if values and isinstance(values[0], str):
+                sub.create_dataset(column, data=values, dtype=STR)
+            else:
+                sub.create_dataset(column, data=np.asarray(values, dtype=np.float64 if not values else None))
+    f.attrs.update(report["root"])
 
 
 def _create_tables(f: h5py.File, subnets: list[tuple[str, Arch, int, int, int]]) -> None:
@@ -263,11 +284,10 @@ def _check_layout(f: h5py.File, path, subnet_count: int) -> None:
                           f"this job evaluates {subnet_count} reference subnets")
 
 
-def _truncate(ds: h5py.Dataset, rows: int, path) -> None:
+def _check_rows(ds: h5py.Dataset, rows: int, path) -> None:
     if len(ds) < rows:
         raise HpcfedError(f"--resume: {str(path)!r} has {len(ds)} rows in {ds.name}, fewer than the "
                           f"checkpoint's {rows}; the results file does not belong to this checkpoint")
-    ds.resize((rows, *ds.shape[1:]))
 
 
 def _append(group: h5py.Group, columns: dict[str, Any]) -> None:
@@ -284,14 +304,18 @@ def _append(group: h5py.Group, columns: dict[str, Any]) -> None:
 
 
 def read_results(path: str | Path) -> dict[str, Any]:
-    """The whole file as plain NumPy arrays and attributes (small enough for analysis tools)."""
-    with h5py.File(path, "r") as f:
-        out: dict[str, Any] = {"attrs": {k: _text(v) for k, v in f.attrs.items()}}
-        for group in (g for g in (*TABLES, "eval", "architectures", "post_search") if g in f):
-            out[group] = {k: _decode(f[group][k][()]) for k in f[group] if isinstance(f[group][k], h5py.Dataset)}
-        for name in (g for g in REPORT_GROUPS if g in f):   # a strategy's end-of-run report
-            out[name] = {"attrs": {k: _text(v) for k, v in f[name].attrs.items()},
-                         **{t: {k: _decode(f[name][t][k][()]) for k in f[name][t]} for t in f[name]}}
+    """The whole file as plain NumPy arrays and attributes (small enough for analysis tools), as one
+    write left it, also while its run is writing it (hpcfed.live.read: one-line HpcfedError otherwise)."""
+    return live.read(path, _read_all)
+
+
+def _read_all(f: h5py.File) -> dict[str, Any]:
+    out: dict[str, Any] = {"attrs": {k: _text(v) for k, v in f.attrs.items()}}
+    for group in (g for g in (*TABLES, "eval", "architectures", "post_search") if g in f):
+        out[group] = {k: _decode(f[group][k][()]) for k in f[group] if isinstance(f[group][k], h5py.Dataset)}
+    for name in (g for g in REPORT_GROUPS if g in f):   # a strategy's end-of-run report
+        out[name] = {"attrs": {k: _text(v) for k, v in f[name].attrs.items()},
+                     **{t: {k: _decode(f[name][t][k][()]) for k in f[name][t]} for t in f[name]}}
     return out
 
 

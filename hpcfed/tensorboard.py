@@ -29,6 +29,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from hpcfed import live
 from hpcfed.errors import HpcfedError
 from hpcfed.results import ROUND_COLUMNS
 
@@ -73,12 +74,14 @@ class TensorBoardView:
     def __init__(self, folder: Path, results: Path):
         from torch.utils.tensorboard import SummaryWriter
 
-        with h5py.File(results, "r") as f:   # as the writer left it: new, or cut back by --resume
-            history = {"rounds": [{c: f["rounds"][c][()] for c in ROUND_COLUMNS}],
-                       "eval": [{"round": f["eval/round"][()], "accuracy": f["eval/accuracy"][()]}]}
-            names = f["eval/subnet_names"].asstr()[()].tolist()
-            models = f["eval/subnet_models"][()].tolist()
-            self.started = _epoch(f.attrs.get("started", ""))
+        def history_of(f: h5py.File) -> tuple:   # as the writer left it: new, or cut back by --resume
+            return ({"rounds": [{c: f["rounds"][c][()] for c in ROUND_COLUMNS}],
+                     "eval": [{"round": f["eval/round"][()], "accuracy": f["eval/accuracy"][()]}]},
+                    f["eval/subnet_names"].asstr()[()].tolist(), f["eval/subnet_models"][()].tolist(),
+                    f.attrs.get("started", ""))
+
+        history, names, models, started = live.read(results, history_of)   # this process holds the run's lock
+        self.started = _epoch(started)
         self.subnets = subnet_labels(names, models)
         self.times: dict[int, tuple[float, float]] = {}   # round -> (virtual_time_s, wall_time_s)
         folder.mkdir(parents=True, exist_ok=True)

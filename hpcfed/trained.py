@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import yaml
 
+from hpcfed import live
 from hpcfed.config import JobConfig, build_job
 from hpcfed.data import FederatedData
 from hpcfed.data.splits import calibration_sample
@@ -76,25 +77,25 @@ class TrainedRun:
 def open_run(path: str | Path) -> TrainedRun:
     """Read a finished run's results file; one-line :class:`HpcfedError` for anything else."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise HpcfedError(f"run file {str(path)!r} does not exist; give a results file written by python -m hpcfed.run")
-    try:
-        with h5py.File(path, "r") as f:
-            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-            if "config_yaml" not in attrs or "eval" not in f:
-                raise HpcfedError(f"run file {str(path)!r} is not an hpcfed results file (no job or eval table)")
-            if "models" not in f:
-                raise HpcfedError(f"run file {str(path)!r} holds no trained supernet (status "
-                                  f"{attrs.get('status', '?')!r}; the weights are written when a run finishes): "
-                                  "give a finished run's results file")
-            models = {int(k): f["models"][k][()] for k in f["models"]}
-            names = [n.decode() if isinstance(n, bytes) else n for n in f["eval/subnet_names"][()]]
-            archs = [Arch.from_json(a.decode() if isinstance(a, bytes) else a) for a in f["eval/subnet_archs"][()]]
-            owners = [int(m) for m in f["eval/subnet_models"][()]]
-    except OSError as err:
-        raise HpcfedError(f"run file {str(path)!r} cannot be read as HDF5 ({err})") from None
+    attrs, models, names, archs, owners = live.read(path, lambda f: _read_trained(f, path))
     try:
         job = build_job(yaml.safe_load(attrs["config_yaml"]))
     except ConfigError as err:
         raise HpcfedError(f"run file {str(path)!r}: its job no longer loads ({err})") from None
     return TrainedRun(path, job, models, list(zip(names, archs, owners)), attrs)
+
+
+def _read_trained(f: h5py.File, path: Path) -> tuple:
+    attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+    if "config_yaml" not in attrs or "eval" not in f:
+        raise HpcfedError(f"run file {str(path)!r} is not an hpcfed results file (no job or eval table)")
+    if "models" not in f:
+        raise HpcfedError(f"run file {str(path)!r} holds no trained supernet (status {attrs.get('status', '?')!r}; the "
+                          "weights are written when a run finishes): give a finished run's results file")
+    models = {int(k): f["models"][k][()] for k in f["models"]}
+    names = [n.decode() if isinstance(n, bytes) else n for n in f["eval/subnet_names"][()]]
+    archs = [Arch.from_json(a.decode() if isinstance(a, bytes) else a) for a in f["eval/subnet_archs"][()]]
+    owners = [int(m) for m in f["eval/subnet_models"][()]]
+    return attrs, models, names, archs, owners

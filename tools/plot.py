@@ -13,6 +13,9 @@ the file name without .h5 (--labels: comma-separated, one per run), against virt
 virtual) or rounds completed (--x round). --target ACC (a fraction in (0, 1]) draws a horizontal
 line there and a star where each line first reaches it. Written to --out (default:
 runs-acc_vs_time.png in --out-dir, or beside the first run).
+
+A running job's file can be plotted at any time (hpcfed.live): the figures show the evaluations
+written so far, their titles and a note on stderr say "running, round k of N".
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hpcfed.errors import HpcfedError  # noqa: E402
 from hpcfed.figures import X_CHOICES, pick_subnets, time_to_accuracy_figure  # noqa: E402
-from hpcfed.report import parse_target  # noqa: E402
+from hpcfed.report import parse_target, run_state  # noqa: E402
 from hpcfed.results import read_results  # noqa: E402
 
 
@@ -38,12 +41,13 @@ def plot(path: str, out_dir: str | None = None) -> list[Path]:
     """Write the two figures beside ``path`` (or into ``out_dir``); return their paths."""
     r = read_results(path)
     ev, rounds = r["eval"], r["rounds"]
+    running = _running(path, r)
     if not len(ev["round"]):
-        raise ValueError(f"{path!r} holds no evaluation yet")
+        raise HpcfedError(f"{path!r} holds no evaluation yet" + (f" ({running})" if running else ""))
     stem = Path(path).stem
     folder = Path(out_dir) if out_dir else Path(path).parent
     folder.mkdir(parents=True, exist_ok=True)
-    label = f"{r['attrs'].get('strategy')} (seed {r['attrs'].get('seed')})"
+    label = f"{r['attrs'].get('strategy')} (seed {r['attrs'].get('seed')})" + (f", {running}" if running else "")
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.plot(ev["subnet_macs"] / 1e6, ev["accuracy"][-1] * 100, "o-", label=label)
@@ -81,10 +85,8 @@ def plot_runs(runs: list[str], out: str | None = None, out_dir: str | None = Non
                           f"comma-separated")
     loaded = []
     for run, name in zip(runs, names):
-        try:
-            results = read_results(run)
-        except (OSError, KeyError) as err:
-            raise HpcfedError(f"{run!r}: {err}") from None
+        results = read_results(run)
+        _running(run, results)
         if not len(results["eval"]["round"]) or not len(results["eval"]["subnet_names"]):
             raise HpcfedError(f"{run!r} holds no evaluation of a reference subnet (not yet, or a search: "
                               f"see tools/summarize.py)")
@@ -99,6 +101,15 @@ def plot_runs(runs: list[str], out: str | None = None, out_dir: str | None = Non
         return time_to_accuracy_figure(loaded, path, subnet, target, x)
     except OSError as err:
         raise HpcfedError(f"{str(path)!r}: cannot write there ({err.strerror or err})") from None
+
+
+def _running(path: str, results: dict) -> str:
+    """"running, round k of N" for a run still being written (noted on stderr), else ""."""
+    state = run_state(results)
+    if not state.startswith("running"):
+        return ""
+    print(f"plot: {path}: {state}; the figures show what is written so far", file=sys.stderr)
+    return state
 
 
 def main(argv: list[str] | None = None) -> int:

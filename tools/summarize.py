@@ -1,6 +1,9 @@
 """Print the per-subnet accuracy table and the cost ledger of a results file.
 
     python tools/summarize.py RUN.h5 [RUN2.h5 ...]
+
+A running job's file can be read at any time (hpcfed.live): the summary shows the rows written so
+far and says "running, round k of N".
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from hpcfed.errors import HpcfedError  # noqa: E402
 from hpcfed.report import summary  # noqa: E402
 from hpcfed.results import read_results  # noqa: E402
 
@@ -20,11 +24,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for i, path in enumerate(args.runs):
         try:
-            results = read_results(path)
-        except (OSError, KeyError) as err:
-            print(f"summarize: error: {path!r} is not an hpcfed results file ({err})", file=sys.stderr)
+            text = summary(read_results(path))
+        except HpcfedError as err:
+            print(f"summarize: error: {err}", file=sys.stderr)
             return 2
-        print(("\n" if i else "") + f"== {path}\n" + summary(results))
+        except KeyError as err:
+            print(f"summarize: error: {path!r} is not an hpcfed results file (no {err} table)", file=sys.stderr)
+            return 2
+        print(("\n" if i else "") + f"== {path}\n" + text)
     return 0
 
 
