@@ -72,6 +72,20 @@ def install(is_server: bool) -> None:
         signal.signal(sig, _raise_once if is_server else signal.SIG_IGN)
 
 
+@contextmanager
+def handled(is_server: bool) -> Iterator[None]:
+    """:func:`install` for the block, then the handlers from before (a run inside a longer-lived
+    process, such as a test, must not leave it ignoring signals, nor its later children)."""
+    previous = {sig: signal.getsignal(sig) for sig in RESUMABLE_SIGNALS}
+    install(is_server)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+
+
 def ignore() -> None:
     """From now on the resumable signals do nothing here (rank 0 finishing a run whose rounds are all played)."""
     for sig in RESUMABLE_SIGNALS:

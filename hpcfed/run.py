@@ -119,7 +119,12 @@ def main(argv: list[str] | None = None, comm: Comm | None = None) -> int:
     """Run the job on ``comm`` (default: MPI's world); returns the exit status."""
     comm = comm or Comm()
     install_abort_hook(comm)
-    interrupts.install(is_server=comm.rank == 0)
+    with interrupts.handled(is_server=comm.rank == 0):
+        return run_job(argv, comm)
+
+
+def run_job(argv: list[str] | None, comm: Comm) -> int:
+    """:func:`main` once the signals are handled."""
     error, setup = None, {}
     try:
         try:
