@@ -90,6 +90,25 @@ def hold(path: str | Path, who: str) -> int | None:
     return fd
 
 
+def writer_holds(path: str | Path) -> bool | None:
+    """Whether a process on this machine holds the run's lock on ``path`` (:func:`hold`): True while
+    its run writes it, False once none does (a run whose file says "running" was then killed), None
+    where that cannot be told (no flock here, or HDF5's own locks in force)."""
+    if hdf5_locks():
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError as err:
+        return None if err.errno in NO_FLOCK else True
+    finally:
+        os.close(fd)   # also releases the shared lock, if it was taken
+
+
 def release(fd: int | None) -> None:
     if fd is not None:
         os.close(fd)

@@ -21,7 +21,8 @@ def _si(value: float, unit: str) -> str:
 
 
 def run_state(results: dict[str, Any]) -> str:
-    """The run's ``status``; for one still running (or killed), "running, round k of N": k rounds written so far."""
+    """The run's ``status``; for one still running, "running, round k of N" (k rounds written so far);
+    for one that says running but whose writer is gone (``writer_alive`` False), that it was killed."""
     status = str(results["attrs"].get("status"))
     if status != "running":
         return status
@@ -29,7 +30,12 @@ def run_state(results: dict[str, Any]) -> str:
         total = yaml.safe_load(results["attrs"]["config_yaml"])["rounds"]
     except (KeyError, TypeError, yaml.YAMLError):
         total = "?"
-    return f"running, round {len(results['rounds']['round'])} of {total}"
+    done = len(results["rounds"]["round"])
+    alive = results.get("writer_alive")
+    if alive is False:
+        return (f"killed after round {done} of {total} (the file says running, but no process on this machine "
+                "writes it); continue it with --resume")
+    return f"running, round {done} of {total}" + (" (or killed: this file system cannot tell)" if alive is None else "")
 
 
 def summary(results: dict[str, Any]) -> str:

@@ -305,8 +305,12 @@ def _append(group: h5py.Group, columns: dict[str, Any]) -> None:
 
 def read_results(path: str | Path) -> dict[str, Any]:
     """The whole file as plain NumPy arrays and attributes (small enough for analysis tools), as one
-    write left it, also while its run is writing it (hpcfed.live.read: one-line HpcfedError otherwise)."""
-    return live.read(path, _read_all)
+    write left it, also while its run is writing it (hpcfed.live.read: one-line HpcfedError otherwise).
+    A file that says "running" also gets ``writer_alive``: hpcfed.live.writer_holds."""
+    results = live.read(path, _read_all)
+    if results["attrs"].get("status") == "running":   # still written, or killed? (hpcfed.report.run_state)
+        results["writer_alive"] = live.writer_holds(path)
+    return results
 
 
 def _read_all(f: h5py.File) -> dict[str, Any]:

@@ -268,3 +268,20 @@ def test_signals_wait_for_a_write_session_to_end():
         assert caught == [signal.SIGUSR1]
     finally:
         signal.signal(signal.SIGUSR1, previous)
+
+
+def test_a_file_that_says_running_is_told_apart_from_a_killed_run_by_its_writers_lock(tmp_path, capsys):
+    out = tmp_path / "run.h5"
+    small_file(out)   # status running, one round, and no process writing it: as a SIGKILLed run leaves it
+    assert load_tool("summarize").main([str(out)]) == 0
+    assert "status killed after round 1 of 5" in capsys.readouterr().out and "--resume" in load_state(out)
+    held = live.hold(out, "test")
+    try:
+        assert load_state(out) == "running, round 1 of 5"
+    finally:
+        live.release(held)
+
+
+def load_state(path) -> str:
+    from hpcfed.report import run_state
+    return run_state(read_results(path))
