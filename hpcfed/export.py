@@ -159,11 +159,11 @@ def export(run_path: str | Path, out: str | Path, arch: str | None = None, front
     calibration = run.calibration(data) if space.norm == "bn" else torch.empty(0)
     statistics = calibrate(network, spec, calibration)
     wrapper = Deployable(network.extract(spec), statistics).eval()
-    example = data.x_test[:2]
+    example = data.inputs(data.test_inputs[:2])   # normalise only the samples used
     batch = torch.export.Dim("batch", min=1)
     with torch.no_grad():
         program = torch.export.export(wrapper, (example,), dynamic_shapes=({0: batch},))
-        x = data.x_test[:CHECK_SAMPLES]
+        x = data.inputs(data.test_inputs[:CHECK_SAMPLES])
         difference = float((program.module()(x) - network(x, spec, statistics=statistics)).abs().max())
     if not difference <= TOLERANCE:
         raise RuntimeError(f"the exported program's logits differ from hpcfed's by {difference:.3g} > {TOLERANCE}")
