@@ -15,3 +15,8 @@ class ConfigError(HpcfedError):
 
 class DataError(HpcfedError):
     """A data set is missing, unreadable or of the wrong format."""
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line (a library's multi-line text folded), or its type's name."""
+    return " ".join(str(error).split()) or type(error).__name__

@@ -48,7 +48,7 @@ from typing import Callable, Iterator, TypeVar
 import h5py
 
 from hpcfed import interrupts
-from hpcfed.errors import HpcfedError
+from hpcfed.errors import HpcfedError, one_line
 
 SEQ = "write_seq"       # root attribute: odd while a write session is under way
 RETRY_S = 5.0           # how long a reader retries a file that keeps changing under it
@@ -228,14 +228,14 @@ def _read_once(path: Path, what: Callable[[h5py.File], T], consistent: bool) -> 
                 except HpcfedError as err:
                     failure = err
                 except (OSError, KeyError, ValueError, TypeError, RuntimeError) as err:
-                    failure = HpcfedError(f"{str(path)!r} is not a readable hpcfed results file ({_one_line(err)})")
+                    failure = HpcfedError(f"{str(path)!r} is not a readable hpcfed results file ({one_line(err)})")
         if consistent:
             with h5py.File(path, "r", locking=False) as f:
                 if int(f.attrs.get(SEQ, 0)) != seq:
                     raise _Retry(("changed",))
     except OSError as err:
         if consistent:
-            raise _Retry(("failed", _one_line(err)), _open_failure(path, err)) from None
+            raise _Retry(("failed", one_line(err)), _open_failure(path, err)) from None
         raise HpcfedError(_open_failure(path, err)) from None
     if failure is not None:
         raise failure
@@ -272,12 +272,8 @@ def _state(path: Path) -> tuple:
 
 
 def _open_failure(path: Path, err: OSError) -> str:
-    text = _one_line(err)
+    text = one_line(err)
     if "unable to lock" in text:
         return (f"{str(path)!r} is locked by another process ({text}); HDF5_USE_FILE_LOCKING="
                 f"{os.environ.get('HDF5_USE_FILE_LOCKING', '(unset)')} makes this reader take HDF5's lock too")
     return f"{str(path)!r} cannot be read as HDF5 ({text})"
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__

@@ -14,7 +14,7 @@ import pickle
 
 import numpy as np
 
-from hpcfed.errors import DataError
+from hpcfed.errors import DataError, one_line
 
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
@@ -42,11 +42,6 @@ class _ArrayUnpickler(pickle.Unpickler):
             return _ALLOWED_GLOBALS[(module, name)]
         except KeyError:
             raise DataError(f"refused global {module}.{name}") from None
-
-
-def _one_line(error: BaseException) -> str:
-    """The error's message (or its type name) squeezed onto one line."""
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 class _MissingKey(Exception):
@@ -79,7 +74,7 @@ def read_pickle(file: str, keys: tuple[str, ...], kind: str = "batch") -> list:
                         f"with {wanted}") from None
     except Exception as error:  # truncated or corrupt pickles raise many different types
         raise DataError(
-            f"data.path: {kind} {file!r} is unreadable ({_one_line(error)}); expected a pickled dict with {wanted}"
+            f"data.path: {kind} {file!r} is unreadable ({one_line(error)}); expected a pickled dict with {wanted}"
         ) from None
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import h5py
 import numpy as np
 
-from hpcfed.errors import DataError
+from hpcfed.errors import DataError, one_line
 
 FILES = {"all": ("fed_emnist_train.h5", "fed_emnist_test.h5"),
          "digits": ("fed_emnist_digitsonly_train.h5", "fed_emnist_digitsonly_test.h5")}
@@ -31,10 +31,6 @@ LAYOUT = "TensorFlow Federated's federated EMNIST: examples/<writer id>/pixels (
 
 class _Malformed(Exception):
     """A problem found inside a file, said with what is expected (a DataError naming the file)."""
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 def _writer_sizes(examples, names: list[str]) -> np.ndarray:
@@ -99,7 +95,7 @@ def read_file(file: str, classes: int, select: Callable[[np.ndarray], np.ndarray
     except DataError:
         raise
     except Exception as error:   # not HDF5, truncated, corrupt: h5py raises OSError and others
-        raise DataError(f"data.path: file {file!r} is unreadable ({_one_line(error)}); expected {LAYOUT}") from None
+        raise DataError(f"data.path: file {file!r} is unreadable ({one_line(error)}); expected {LAYOUT}") from None
 
 
 def femnist_files(path: str | None, labels: str = "all") -> tuple[str, str]:
