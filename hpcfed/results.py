@@ -109,6 +109,9 @@ TABLES = {"rounds": ROUND_COLUMNS, "clients": CLIENT_COLUMNS, "validation": VALI
 WRITE_EVERY_S = 2.0
 
 
+ROW_TABLES = (*TABLES, "eval", "architectures")   # every table that grows by rows (a checkpoint counts them)
+
+
 class ResultsWriter:
     """Creates (or reopens) the results file and appends rows (buffered; see :meth:`flush`)."""
 
@@ -117,7 +120,7 @@ class ResultsWriter:
         self.stored = stored                      # rows of each table in the file
         # buffered rows per table; between flushes the file is closed, so a killed run leaves it
         # as of its last flush (HDF5 has no journal: a kill amid a write can damage it)
-        self.pending: dict[str, list[dict[str, Any]]] = {name: [] for name in (*TABLES, "eval", "architectures")}
+        self.pending: dict[str, list[dict[str, Any]]] = {name: [] for name in ROW_TABLES}
         self.written_at = time.monotonic()
         self.closed = False
         self.arch_ids: dict[Arch, int] = {Arch.from_json(j): i for i, j in enumerate(arch_json)}
@@ -130,7 +133,7 @@ class ResultsWriter:
             f.attrs.update({"hpcfed_version": __version__, "status": "running", **attrs})
             _create_tables(f, subnets)
         held = live.create(path, fill)
-        return cls(path, held, {name: 0 for name in (*TABLES, "eval", "architectures")}, [])
+        return cls(path, held, {name: 0 for name in ROW_TABLES}, [])
 
     @classmethod
     def resume(cls, path: str | Path, rows: dict[str, int], subnet_count: int):
@@ -157,7 +160,7 @@ class ResultsWriter:
         except BaseException:
             live.release(held)
             raise
-        return cls(path, held, {name: rows[name] for name in (*TABLES, "eval", "architectures")}, arch_json)
+        return cls(path, held, {name: rows[name] for name in ROW_TABLES}, arch_json)
 
     def rows(self) -> dict[str, int]:
         """Row count of each table, buffered rows included (what a checkpoint records)."""
