@@ -304,11 +304,16 @@ def saved_params(out) -> int:
         return len(f["models"]["0"])
 
 
-def test_a_short_femnist_run_with_one_client_per_writer(tmp_path):
+def femnist_run(tmp_path) -> list[str]:
+    """SHORT on five writers' FEMNIST files, one client per writer."""
     folder = write_fed_emnist(tmp_path / "fed_emnist", counts=(12, 9, 14, 8, 10), test_counts=(6, 6))
+    return [*SHORT, "--set", "data.name=femnist", "--set", f"data.path={folder}", "--set", "data.partition=natural",
+            "--set", "clients.total=5"]
+
+
+def test_a_short_femnist_run_with_one_client_per_writer(tmp_path):
     out = tmp_path / "femnist.h5"
-    proc = run_hpcfed([*SHORT, "--set", "data.name=femnist", "--set", f"data.path={folder}",
-                       "--set", "data.partition=natural", "--set", "clients.total=5", "--out", str(out)])
+    proc = run_hpcfed([*femnist_run(tmp_path), "--out", str(out)])
     assert proc.returncode == 0, proc.stderr
     r = read_results(out)
     assert r["attrs"]["status"] == "finished" and len(r["rounds"]["round"]) == 2
@@ -319,9 +324,7 @@ def test_a_short_femnist_run_with_one_client_per_writer(tmp_path):
 
 
 def test_a_femnist_run_under_mpirun_equals_the_serial_run(tmp_path):
-    folder = write_fed_emnist(tmp_path / "fed_emnist", counts=(12, 9, 14, 8, 10), test_counts=(6, 6))
-    args = [*SHORT, "--set", "data.name=femnist", "--set", f"data.path={folder}", "--set", "data.partition=natural",
-            "--set", "clients.total=5", "--set", "clients.per_round=4"]
+    args = [*femnist_run(tmp_path), "--set", "clients.per_round=4"]
     digests = []
     for ranks in (0, 3):   # every rank reads the same HDF5 files
         out = tmp_path / f"ranks{ranks}.h5"
