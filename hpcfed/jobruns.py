@@ -2,11 +2,14 @@
 
 Each method's resolved job is written to DIR/<method>.yaml and run with ``python -m hpcfed.run``
 (serially or under mpirun) into DIR/<method>.h5, its output kept in DIR/<method>.log; a finished run
-of the same job found there is reused, a file of another job is never replaced silently.
+of the same job found there is reused, a file of another job is never replaced silently. Several
+runs can go at once (:func:`run_methods`).
 """
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import yaml
@@ -85,3 +88,39 @@ def run_method(label: str, out: Path, ranks: int, tool: str = "compare") -> None
                          f"kept in {str(out)!r}, its whole output in {str(log)!r}; it ended with:\n"
                          + "\n".join((said or lines)[-10:]))
     print(f"{tool}: {label}: done in {time.perf_counter() - start:.1f} s", flush=True)
+
+
+def run_methods(runs: list[tuple[str, Path]], ranks: int, tool: str, parallel: int = 1) -> None:
+    """Run every (label, folder) with :func:`run_method`, up to ``parallel`` of them at once.
+
+    Each run is its own process with its job's ``train.threads`` torch threads (times ``ranks``
+    under mpirun), so ``parallel`` x threads x max(ranks, 1) should not exceed the node's cores; the
+    results do not depend on it. After a failure no further run starts; the runs under way finish
+    (their results stay reusable) and the first failure ends the tool."""
+    if parallel < 1:
+        raise HpcfedError(f"--parallel {parallel}: accepted a number of runs at once >= 1")
+    if parallel == 1 or len(runs) <= 1:
+        for label, out in runs:
+            run_method(label, out, ranks, tool)
+        return
+    stop = threading.Event()   # set by a failed run: the runs not yet started are skipped
+
+    def one(label: str, out: Path) -> None:
+        if stop.is_set():
+            return
+        try:
+            run_method(label, out, ranks, tool)
+        except BaseException:
+            stop.set()
+            raise
+
+    pool = ThreadPoolExecutor(max_workers=parallel)
+    try:
+        futures = [pool.submit(one, label, out) for label, out in runs]
+        wait(futures, return_when=FIRST_EXCEPTION)
+    finally:   # a failure or Ctrl-C: start nothing more, let the runs under way end
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+    failures = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
+    if failures:
+        raise failures[0]

@@ -4,6 +4,7 @@
     python tools/reproduce.py superfed-ablation --seeds 3        # MaxNet against its variants
     python tools/reproduce.py efedsup --seeds 3                  # E-FedSup against FedSup
     python tools/reproduce.py CLAIM --quick                      # a tiny size, end to end (CI)
+    python tools/reproduce.py CLAIM --seeds 3 --parallel 4       # four runs at once (one core each)
     python tools/reproduce.py --list
 
 Each claim is a shipped job set (a base job and the methods compared, hpcfed/jobset.py; most under
@@ -11,10 +12,11 @@ jobs/reproduce/), run for every setting of the claim and seed 0..N-1 into
 ``--out``/<claim>/<setting>/seed<s>/ (finished runs of the same job are reused, hpcfed/jobruns.py).
 The tool prints, per setting, the paper's claim beside the measured value (mean and standard
 deviation over the seeds), and writes ``claim.csv`` (one row per setting and figure: mean, standard
-deviation, seeds, the paper's value) and ``claim.png`` (accuracy against MACs per method, mean and
-spread over the seeds) in ``--out``/<claim>/full (or quick)/; every run's own results file, job and
-log stay in its seed folder. ``--quick`` shrinks every job (few
-rounds, a tiny model and population) so CI can run a claim end to end in seconds; its numbers mean
+deviation, seeds, each seed's value, the paper's value) and ``claim.png`` (accuracy against MACs per
+method, mean and spread over the seeds) in ``--out``/<claim>/full (or quick)/; every run's own
+results file, job and log stay in its seed folder. ``--parallel N`` runs N of a claim's runs at once
+(the results do not change). ``--quick`` shrinks every job (few rounds, a tiny model and
+population) so CI can run a claim end to end in seconds; its numbers mean
 nothing. The measured tables and the commands behind them are in docs/reproduction.md.
 """
 from __future__ import annotations
@@ -38,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hpcfed.errors import HpcfedError  # noqa: E402
 from hpcfed.jobfiles import shipped_path  # noqa: E402
-from hpcfed.jobruns import reusable, run_method, select_jobs  # noqa: E402
+from hpcfed.jobruns import reusable, run_methods, select_jobs  # noqa: E402
 from hpcfed.config import build_job  # noqa: E402
 from hpcfed.launch import mpirun  # noqa: E402
 from hpcfed.supernet import Arch  # noqa: E402
@@ -180,10 +182,10 @@ CLAIMS: dict[str, Claim] = {
 }
 
 
-def run_setting(claim: Claim, setting: str, seed: int, out: Path, ranks: int, extra: list[str],
-                only: str | None, quick: bool = False) -> dict[str, list[dict]]:
-    """Run the methods of the claim's job set for one setting and seed (``only``: a comma-separated
-    subset); each method's results (hpcfed.results.read_results)."""
+def setting_jobs(claim: Claim, setting: str, seed: int, extra: list[str], only: str | None,
+                 quick: bool = False) -> dict:
+    """The jobs of the claim's job set for one setting and seed (``only``: a comma-separated subset
+    of its methods), by method label."""
     overrides, methods = claim.settings[setting]
     if only:
         methods = ",".join(m for m in only.split(",") if not methods or m in methods.split(",")) or "-"
@@ -192,22 +194,21 @@ def run_setting(claim: Claim, setting: str, seed: int, out: Path, ranks: int, ex
     for label, own in (claim.quick_methods.items() if quick else ()):   # --quick sizes of one method's options
         if label in jobs:
             jobs[label] = select_jobs(jobset, label, [*overrides, f"seed={seed}", *extra, *own])[label]
-    out.mkdir(parents=True, exist_ok=True)
-    rows = {}
-    for label, job in jobs.items():
-        rows[label] = run_job(label, job, out, ranks)
-    if claim.retrain:
-        for label, job in retrain_jobs(rows, jobs, 1 if quick else claim.retrain).items():
-            rows[label] = run_job(label, job, out, ranks)
-    return rows
+    return jobs
 
 
-def run_job(label: str, job, out: Path, ranks: int) -> dict:
-    """Run ``job`` into ``out``/<label>.h5 unless a finished run of it is there; its results."""
-    if not reusable(out / f"{label}.h5", job):
-        (out / f"{label}.yaml").write_text(job.to_yaml())
-        run_method(label, out, ranks, tool="reproduce")
-    return read_results(out / f"{label}.h5")
+def run_jobs(planned: dict[Path, dict], ranks: int, parallel: int) -> dict[Path, dict[str, dict]]:
+    """Run every job of ``planned`` (folder -> label -> job) into <folder>/<label>.h5, up to
+    ``parallel`` at once, unless a finished run of it is there; each folder's results by label."""
+    pending = []
+    for out, jobs in planned.items():
+        out.mkdir(parents=True, exist_ok=True)
+        for label, job in jobs.items():
+            if not reusable(out / f"{label}.h5", job):
+                (out / f"{label}.yaml").write_text(job.to_yaml())
+                pending.append((label, out))
+    run_methods(pending, ranks, "reproduce", parallel)
+    return {out: {label: read_results(out / f"{label}.h5") for label in jobs} for out, jobs in planned.items()}
 
 
 def retrain_jobs(results: dict[str, dict], jobs: dict, rounds: int) -> dict:
@@ -231,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (default 1)")
     parser.add_argument("--quick", action="store_true", help="a tiny size that runs in seconds (CI); numbers mean nothing")
     parser.add_argument("--ranks", type=int, default=0, help="MPI ranks per run (0 = one process)")
+    parser.add_argument("--parallel", type=int, default=1, metavar="N",
+                        help="runs at once (default 1); each takes train.threads cores per rank")
     parser.add_argument("--out", type=Path, default=Path("runs/reproduce"), help="folder of the runs (default runs/reproduce)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a job field of every run, e.g. --set rounds=10 (repeatable; after --quick's)")
@@ -246,10 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reproduce: error: claim {args.claim!r}: accepted {', '.join(CLAIMS)}", file=sys.stderr)
         return 2
     claim = CLAIMS[args.claim]
-    if args.seeds < 1 or args.ranks < 0:
-        print(f"reproduce: error: --seeds {args.seeds} / --ranks {args.ranks}: accepted seeds >= 1, ranks >= 0",
-              file=sys.stderr)
-        return 2
+    for flag, value, least in (("--seeds", args.seeds, 1), ("--ranks", args.ranks, 0), ("--parallel", args.parallel, 1)):
+        if value < least:
+            print(f"reproduce: error: {flag} {value}: accepted a whole number >= {least}", file=sys.stderr)
+            return 2
     folder = args.out / args.claim / ("quick" if args.quick else "full")
     try:
         if args.ranks:
@@ -260,8 +263,16 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             raise HpcfedError(f"--settings: {unknown[0]!r} is not a setting of {args.claim}; "
                               f"accepted: {', '.join(claim.settings)}")
-        measured = {s: [run_setting(claim, s, seed, folder / s / f"seed{seed}", args.ranks, extra, args.methods, args.quick)
-                        for seed in range(args.seeds)] for s in settings}
+        folders = {(s, seed): folder / s / f"seed{seed}" for s in settings for seed in range(args.seeds)}
+        planned = {out: setting_jobs(claim, s, seed, extra, args.methods, args.quick)
+                   for (s, seed), out in folders.items()}
+        results = run_jobs(planned, args.ranks, args.parallel)
+        if claim.retrain:   # each search's choice trained alone: needs the searches' results first
+            retrain = {out: retrain_jobs(results[out], planned[out], 1 if args.quick else claim.retrain)
+                       for out in planned}
+            for out, found in run_jobs(retrain, args.ranks, args.parallel).items():
+                results[out].update(found)
+        measured = {s: [results[folders[s, seed]] for seed in range(args.seeds)] for s in settings}
     except (HpcfedError, RuntimeError) as err:
         print(f"reproduce: error: {err}", file=sys.stderr)
         return 2
@@ -281,7 +292,8 @@ def report(name: str, claim: Claim, measured: dict[str, list[dict]], folder: Pat
             values = np.array([f[key] for f in figures])
             print(f"    {key:<56} {values.mean():>14.3f} {values.std():>8.3f}   {claim.claimed.get(key, '')}")
             table.append({"setting": setting, "figure": key, "mean": values.mean(), "std": values.std(),
-                          "seeds": len(values), "paper": claim.claimed.get(key, "")})
+                          "seeds": len(values), "per_seed": " ".join(repr(float(v)) for v in values),
+                          "paper": claim.claimed.get(key, "")})
     with open(folder / "claim.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(table[0]))
         writer.writeheader()
