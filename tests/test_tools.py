@@ -86,7 +86,7 @@ def read_csv(path) -> list[dict]:
 def test_compare_runs_each_method_once_and_tabulates_the_results_files(tmp_path):
     out = tmp_path / "cmp"
     args = ["jobs/compare_digits.yaml", "--out", str(out), *COMPARE_TINY]    # every method of the job set
-    first = run_compare(*args)
+    first = run_compare(*args, "--parallel", "3")    # the same runs, three at a time
     assert first.returncode == 0, first.stderr[-3000:]
     rows = read_csv(out / "compare.csv")
     assert list(rows[0]) == list(COMPARISON_COLUMNS)
@@ -161,6 +161,7 @@ def test_compare_stops_at_a_failed_method_and_keeps_the_finished_ones(tmp_path):
                         "a file path or a shipped name: compare_digits, distreal, fednas, reproduce/efedsup"),
     (["jobs/compare_digits.yaml", "--methods", "superfed", "--set", "rounds=0"],
      "'jobs/compare_digits.yaml', method 'superfed': rounds = 0: accepted an integer >= 1"),
+    (["compare_digits", "--parallel", "0"], "--parallel 0: accepted a number of runs at once >= 1"),
 ])
 def test_compare_bad_input_is_one_line_and_exit_2(tmp_path, args, expected):
     proc = run_compare(*args, "--out", str(tmp_path / "out"))

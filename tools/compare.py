@@ -11,8 +11,9 @@ local file wins, hpcfed.jobfiles).
 
 For each method (in the job set's order), DIR/<method>.yaml is its resolved job (rerun one with
 ``python -m hpcfed.run DIR/<method>.yaml``), DIR/<method>.h5 its results and DIR/<method>.log its
-output; a finished run of the same job found there is reused, unless --overwrite. A failed run
-stops the tool (exit 1); bad input stops it before anything runs (exit 2). Then it writes
+output; a finished run of the same job found there is reused, unless --overwrite. ``--parallel N``
+runs N methods at once (the results do not change). A failed run stops the tool (exit 1) once the
+runs under way have ended; bad input stops it before anything runs (exit 2). Then it writes
 DIR/compare.csv (one row per method and reference subnet; columns: COMPARISON_COLUMNS in
 hpcfed/report.py), DIR/compare.png (accuracy vs forward MACs per method; totals per method) and
 DIR/time_to_accuracy.png (the largest reference subnet's accuracy vs virtual time per method).
@@ -38,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hpcfed.errors import HpcfedError  # noqa: E402
 from hpcfed.jobfiles import resolve, source_note  # noqa: E402
-from hpcfed.jobruns import reusable, run_method, select_jobs  # noqa: E402
+from hpcfed.jobruns import reusable, run_methods, select_jobs  # noqa: E402
 from hpcfed.figures import time_to_accuracy_figure  # noqa: E402
 from hpcfed.launch import mpirun  # noqa: E402
 from hpcfed.report import COMPARISON_COLUMNS, comparison_rows, comparison_table, parse_target  # noqa: E402
@@ -88,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ranks", type=int, default=0, help="MPI ranks per run (0 = one process, no mpirun)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a job field for every method, after the method's own (repeatable)")
+    parser.add_argument("--parallel", type=int, default=1, metavar="N",
+                        help="methods run at once (default 1); each takes train.threads cores per rank")
     parser.add_argument("--methods", help="comma-separated labels to run (default: every method of the job set)")
     parser.add_argument("--overwrite", action="store_true", help="rerun methods whose results already exist")
     parser.add_argument("--target", metavar="ACC", help="target test accuracy, a fraction in (0, 1]: report when each "
@@ -98,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         target = parse_target(args.target) if args.target is not None else None
         if args.ranks < 0:
             raise HpcfedError(f"--ranks {args.ranks}: accepted 0 (one process) or a number of ranks >= 1")
+        if args.parallel < 1:
+            raise HpcfedError(f"--parallel {args.parallel}: accepted a number of runs at once >= 1")
         jobset = resolve(args.jobset, "job set")
         jobs = select_jobs(str(jobset), args.methods, args.overrides)
         if out.exists() and not out.is_dir():
@@ -115,12 +120,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"compare: error: --out {str(out)!r}: cannot write there ({err.strerror}: {err.filename})", file=sys.stderr)
         return 2
     print(f"compare: job set: {source_note(args.jobset, jobset)}", flush=True)
-    for i, (label, job) in enumerate(jobs.items()):
-        if reuse[label]:
-            print(f"compare: {label}: reusing the finished run in {out / f'{label}.h5'}", flush=True)
-        else:
-            print(f"compare: {label}: running ({i + 1}/{len(jobs)}, strategy {job.strategy.name}) ...", flush=True)
-            run_method(label, out, args.ranks)
+    for label in (m for m in jobs if reuse[m]):
+        print(f"compare: {label}: reusing the finished run in {out / f'{label}.h5'}", flush=True)
+    pending = [m for m in jobs if not reuse[m]]
+    if pending:
+        print(f"compare: running {len(pending)} of {len(jobs)} methods, {min(args.parallel, len(pending))} at a time: "
+              + ", ".join(f"{m} ({jobs[m].strategy.name})" for m in pending) + " ...", flush=True)
+        run_methods([(m, out) for m in pending], args.ranks, "compare", args.parallel)
     results = {label: read_results(out / f"{label}.h5") for label in jobs}
     rows = [row for label, r in results.items() for row in comparison_rows(label, r, target)]
     print(comparison_table(rows, target))
