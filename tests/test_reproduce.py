@@ -24,10 +24,9 @@ TOOL = [sys.executable, str(ROOT / "tools" / "reproduce.py")]
                       "distreal final accuracy (%)", "fedavg_wait time to 60% (virtual s)"}),
 ])
 def test_a_claim_runs_quick_and_reports_each_setting_beside_the_paper(tmp_path, claim, figures):
-    # the ablation's four settings differ only in two job values: one of them keeps CI a minute shorter
-    only = ["--settings", "alpha100-none"] if claim == "superfed-ablation" else []
-    if claim == "superfed-cost":   # its 15 runs two at a time (the fake-run tests in test_jobruns.py check the rest)
-        only = ["--parallel", "2"]
+    # two runs at a time (tests/test_jobruns.py checks the rest of --parallel with fake runs); the
+    # ablation's four settings differ only in two job values: one of them keeps CI a minute shorter
+    only = ["--parallel", "2", *(["--settings", "alpha100-none"] if claim == "superfed-ablation" else [])]
     proc = subprocess.run([*TOOL, claim, "--quick", *only, "--out", str(tmp_path)], capture_output=True, text=True,
                           timeout=900, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
