@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import yaml
@@ -97,13 +97,12 @@ def run_methods(runs: list[tuple[str, Path]], ranks: int, tool: str, parallel: i
     under mpirun), so ``parallel`` x threads x max(ranks, 1) should not exceed the node's cores; the
     results do not depend on it. After a failure no further run starts; the runs under way finish
     (their results stay reusable) and the first failure ends the tool."""
-    if parallel < 1:
-        raise HpcfedError(f"--parallel {parallel}: accepted a number of runs at once >= 1")
+    check_parallel(parallel)
     if parallel == 1 or len(runs) <= 1:
         for label, out in runs:
             run_method(label, out, ranks, tool)
         return
-    stop = threading.Event()   # set by a failed run: the runs not yet started are skipped
+    stop = threading.Event()   # set by a failure or Ctrl-C: the runs not yet started are skipped
 
     def one(label: str, out: Path) -> None:
         if stop.is_set():
@@ -114,13 +113,18 @@ def run_methods(runs: list[tuple[str, Path]], ranks: int, tool: str, parallel: i
             stop.set()
             raise
 
-    pool = ThreadPoolExecutor(max_workers=parallel)
-    try:
-        futures = [pool.submit(one, label, out) for label, out in runs]
-        wait(futures, return_when=FIRST_EXCEPTION)
-    finally:   # a failure or Ctrl-C: start nothing more, let the runs under way end
-        stop.set()
-        pool.shutdown(wait=True, cancel_futures=True)
-    failures = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
+    with ThreadPoolExecutor(max_workers=parallel) as pool:   # leaving it waits for the runs under way
+        try:
+            futures = [pool.submit(one, label, out) for label, out in runs]
+            wait(futures)
+        finally:
+            stop.set()
+    failures = [f.exception() for f in futures if f.exception() is not None]
     if failures:
         raise failures[0]
+
+
+def check_parallel(parallel: int) -> None:
+    """``--parallel`` of the tools that run jobs: a number of runs at once >= 1."""
+    if parallel < 1:
+        raise HpcfedError(f"--parallel {parallel}: accepted a number of runs at once >= 1")

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hpcfed.errors import HpcfedError  # noqa: E402
 from hpcfed.jobfiles import resolve, source_note  # noqa: E402
-from hpcfed.jobruns import reusable, run_methods, select_jobs  # noqa: E402
+from hpcfed.jobruns import check_parallel, reusable, run_methods, select_jobs  # noqa: E402
 from hpcfed.figures import time_to_accuracy_figure  # noqa: E402
 from hpcfed.launch import mpirun  # noqa: E402
 from hpcfed.report import COMPARISON_COLUMNS, comparison_rows, comparison_table, parse_target  # noqa: E402
@@ -101,8 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         target = parse_target(args.target) if args.target is not None else None
         if args.ranks < 0:
             raise HpcfedError(f"--ranks {args.ranks}: accepted 0 (one process) or a number of ranks >= 1")
-        if args.parallel < 1:
-            raise HpcfedError(f"--parallel {args.parallel}: accepted a number of runs at once >= 1")
+        check_parallel(args.parallel)
         jobset = resolve(args.jobset, "job set")
         jobs = select_jobs(str(jobset), args.methods, args.overrides)
         if out.exists() and not out.is_dir():

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hpcfed.errors import HpcfedError  # noqa: E402
 from hpcfed.jobfiles import shipped_path  # noqa: E402
-from hpcfed.jobruns import reusable, run_methods, select_jobs  # noqa: E402
+from hpcfed.jobruns import check_parallel, reusable, run_methods, select_jobs  # noqa: E402
 from hpcfed.config import build_job  # noqa: E402
 from hpcfed.launch import mpirun  # noqa: E402
 from hpcfed.supernet import Arch  # noqa: E402
@@ -249,12 +249,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reproduce: error: claim {args.claim!r}: accepted {', '.join(CLAIMS)}", file=sys.stderr)
         return 2
     claim = CLAIMS[args.claim]
-    for flag, value, least in (("--seeds", args.seeds, 1), ("--ranks", args.ranks, 0), ("--parallel", args.parallel, 1)):
+    for flag, value, least in (("--seeds", args.seeds, 1), ("--ranks", args.ranks, 0)):
         if value < least:
             print(f"reproduce: error: {flag} {value}: accepted a whole number >= {least}", file=sys.stderr)
             return 2
     folder = args.out / args.claim / ("quick" if args.quick else "full")
     try:
+        check_parallel(args.parallel)
         if args.ranks:
             mpirun()
         extra = [*([*QUICK, *claim.quick] if args.quick else []), *args.overrides]
