@@ -1,8 +1,8 @@
 """Shim for tools that still call setup.py; the metadata lives in setup.cfg.
 
 It also ships the job files: the repository keeps them in jobs/ at its top, and a regular build
-copies them into the package as hpcfed/jobs_shipped/ (hpcfed.jobfiles reads them there). An
-editable install needs no copy: hpcfed.jobfiles reads the checkout's jobs/ beside the package.
+copies them into the package as hpcfed/jobs_shipped/ (hpcfed.config.jobfiles reads them there). An
+editable install needs no copy: hpcfed.config.jobfiles reads the checkout's jobs/ beside the package.
 """
 import shutil
 from pathlib import Path

@@ -62,13 +62,13 @@ def tiny_mobilenet(norm: str = "bn", width_choices=(1.0,)) -> MobileNetSpace:
 def train_task(slot: int, client: int, spec, weight: float, model: int = 0, group: int | None = None,
                schedule=None, footprint=None):
     """A train task as the planner makes it (footprint: the spec's slice unless given)."""
-    from hpcfed.plan import TRAIN, Task
+    from hpcfed.round.plan import TRAIN, Task
     return Task(slot, TRAIN, client, model, spec, schedule, footprint or (spec,), weight, 1.0,
                 group=slot if group is None else group)
 
 
 def run_plan(host, round_index: int, tasks, models: dict):
     """Run ``tasks`` as one round's plan through the serial backend: (sums per model, outcome)."""
-    from hpcfed.backend import SerialBackend
-    from hpcfed.plan import RoundPlan
+    from hpcfed.engine.backend import SerialBackend
+    from hpcfed.round.plan import RoundPlan
     return SerialBackend(host).run(RoundPlan(round_index, tuple(tasks)), models, lambda: None)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from hpcfed import launch
-from hpcfed.launch import MPI_ENV, mpirun  # noqa: F401  (tests import them from here)
+from hpcfed.experiments import launch
+from hpcfed.experiments.launch import MPI_ENV, mpirun  # noqa: F401  (tests import them from here)
 
 ROOT = launch.SOURCE_ROOT
 

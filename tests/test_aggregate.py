@@ -1,4 +1,4 @@
-"""Tests of hpcfed.aggregate: the one masked aggregation rule in fixed point, and MaxNet's beta.
+"""Tests of hpcfed.round.aggregate: the one masked aggregation rule in fixed point, and MaxNet's beta.
 
 Hand-computed cases in the style of Flower's aggregate_test.py: the expected numbers are
 written out with their arithmetic.
@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from hpcfed.aggregate import (FRACTION_BITS, SCALE, accumulate, divide_keep, from_fixed, masked_average,
-                              maxnet_beta, to_fixed)
+from hpcfed.round.aggregate import FRACTION_BITS, SCALE, accumulate, divide_keep, from_fixed, masked_average, maxnet_beta, to_fixed
 
 
 def fresh(p: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,10 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from hpcfed.accounting import Costs, cached_cost
-from hpcfed.availability import BLOCK, markov_block
-from hpcfed.config import DevicesConfig, load_job
-from hpcfed.devices import Device, Population, round_time
+from hpcfed.engine.accounting import Costs, cached_cost
+from hpcfed.population.availability import BLOCK, markov_block
+from hpcfed.config import DevicesConfig
+from hpcfed.assembly.job import load_job
+from hpcfed.population.devices import Device, Population, round_time
 from hpcfed.strategies import ClientSlot, make_strategy
 from hpcfed.supernet import SubnetSpec
 from tests.fakes import tiny_space

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from hpcfed.aggregate import SCALE
-from hpcfed.batched import train_group
+from hpcfed.round.aggregate import SCALE
+from hpcfed.learning.batched import train_group
 from hpcfed.config import TrainConfig
-from hpcfed.data import load_federated_data
+from tests.loading import load_data
 from hpcfed.seeding import torch_generator
 from hpcfed.supernet import Arch, ElasticResNet, SubnetSpec
-from hpcfed.training import train_subnet
+from hpcfed.learning.training import train_subnet
 from tests.fakes import run_plan, tiny_mobilenet, tiny_space, train_task
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -21,7 +21,7 @@ TOLERANCE = 1e-5
 @pytest.fixture(scope="module")
 def digits():
     """Dirichlet clients of unequal sizes, so last batches differ and some clients run out early."""
-    return load_federated_data("digits", None, "dirichlet", 0.3, 2, 40, 0.2, 0)
+    return load_data("digits", None, "dirichlet", 0.3, 2, 40, 0.2, 0)
 
 
 def one_at_a_time(model, base, spec, data, clients, cfg, scale):
@@ -88,7 +88,7 @@ def test_heterofl_width_tier_with_its_scaler(digits, make_space):
 def test_the_client_host_batches_a_group_and_gets_the_same_fused_sums(digits):
     from tests.test_strategies import make_job
     from hpcfed.strategies.fedavg import FedAvg
-    from hpcfed.worker import ClientHost
+    from hpcfed.engine.worker import ClientHost
     space = tiny_space("bn")
     spec = SubnetSpec(space.largest())
     sums = []

@@ -1,4 +1,4 @@
-"""Tests of hpcfed.config: the default job, --set overrides, YAML round trips and one-line errors."""
+"""Tests of hpcfed.config and hpcfed.assembly.job: the default job, --set overrides, YAML round trips and one-line errors."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,27 +6,31 @@ from pathlib import Path
 
 import pytest
 
-from hpcfed.config import ClientsConfig, JobConfig, ModelConfig, TrainConfig, load_job
+from hpcfed.config import DEFAULT_METHOD, ClientsConfig, JobConfig, ModelConfig, StrategyConfig, TrainConfig
+from hpcfed.assembly.job import load_job
 from hpcfed.errors import ConfigError
+from hpcfed.strategies import STRATEGIES
 
 DEFAULT_JOB = Path(__file__).resolve().parents[1] / "jobs" / "default.yaml"
+# the schema's defaults with the default method's own default options: the built-in default job
+BUILT_IN = dataclasses.replace(JobConfig(), strategy=StrategyConfig(DEFAULT_METHOD, STRATEGIES[DEFAULT_METHOD].Options()))
 
 
 def test_no_path_gives_the_builtin_default():
-    assert load_job() == JobConfig()
-    assert load_job(None, []) == JobConfig()
+    assert load_job() == BUILT_IN
+    assert load_job(None, []) == BUILT_IN
 
 
 def test_empty_file_gives_the_default(tmp_path):
     path = tmp_path / "empty.yaml"
     path.write_text("# nothing but a comment\n")
-    assert load_job(str(path)) == JobConfig()
+    assert load_job(str(path)) == BUILT_IN
 
 
 def test_jobs_default_yaml_equals_the_builtin_default():
     if not DEFAULT_JOB.is_file():
         pytest.skip("jobs/default.yaml is absent")
-    assert load_job(str(DEFAULT_JOB)) == JobConfig()
+    assert load_job(str(DEFAULT_JOB)) == BUILT_IN
 
 
 def test_set_overrides_are_nested_and_typed():
@@ -35,7 +39,7 @@ def test_set_overrides_are_nested_and_typed():
     assert job.train.lr == 0.5 and type(job.train.lr) is float
     assert job.model.widths == (8, 16) and all(type(w) is int for w in job.model.widths)
     # Everything else is untouched.
-    assert job == dataclasses.replace(JobConfig(), rounds=7, train=dataclasses.replace(TrainConfig(), lr=0.5),
+    assert job == dataclasses.replace(BUILT_IN, rounds=7, train=dataclasses.replace(TrainConfig(), lr=0.5),
                                       model=dataclasses.replace(ModelConfig(), widths=(8, 16)))
 
 
@@ -178,7 +182,7 @@ def test_exponent_numbers_without_a_dot_are_numbers(tmp_path):
 
 
 def test_model_space_picks_the_space_class():
-    from hpcfed.run import build_space
+    from hpcfed.assembly.parts import build_space
     from hpcfed.supernet import MobileNetSpace, ResNetSpace
     job = load_job(str(DEFAULT_JOB.parent / "mobilenet_digits.yaml"))
     assert job.model.space == "mobilenet" and job.model.kernel_choices == (3, 5, 7) and job.model.norm == "rms"

@@ -11,7 +11,8 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from hpcfed.data import FederatedData, load_federated_data
+from hpcfed.data import FederatedData
+from tests.loading import load_data
 from hpcfed.data.cifar import read_batch, read_pool
 from hpcfed.data.partition import (
     partition_dirichlet,
@@ -164,7 +165,7 @@ def load(name="digits", path=None, partition="iid", **overrides) -> FederatedDat
     """load_federated_data with small defaults."""
     args = dict(alpha=0.5, shards_per_client=2, num_clients=10, test_fraction=0.2, seed=0)
     args.update(overrides)
-    return load_federated_data(name, path, partition, **args)
+    return load_data(name, path, partition, **args)
 
 
 def assert_normalised(data: FederatedData) -> None:

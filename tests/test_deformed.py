@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from hpcfed.config import ConfigError, load_job
-from hpcfed.data import load_federated_data
+from hpcfed.errors import ConfigError
+from hpcfed.assembly.job import load_job
+from tests.loading import load_data
 from hpcfed.data.deform import deform, num_draws, upsample
 from hpcfed.data.deformed import DeformedOptions, style_offsets
 from hpcfed.data.digits import read_digits
@@ -20,7 +21,7 @@ def load(num_clients=10, partition="iid", seed=0, options=None, **overrides):
     args = dict(alpha=0.5, shards_per_client=2, num_clients=num_clients, test_fraction=0.2, seed=seed)
     args.update(overrides)
     options = options or DeformedOptions(per_digit=P, test_samples=300)
-    return load_federated_data("deformed_digits", None, partition, deformed=options, **args)
+    return load_data("deformed_digits", None, partition, deformed=options, **args)
 
 
 def keyed(data, validation=False) -> dict[tuple[int, int], bytes]:
@@ -173,7 +174,7 @@ def test_bad_partition_and_path():
     with pytest.raises(DataError, match="data.partition"):
         load(partition="natural")
     with pytest.raises(DataError, match="data.path"):
-        load_federated_data("deformed_digits", "/tmp", "iid", 0.5, 2, 4, 0.2, 0)
+        load_data("deformed_digits", "/tmp", "iid", 0.5, 2, 4, 0.2, 0)
 
 
 def test_tiny_run_finishes_and_bad_value_exits_2(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests of hpcfed.devices: deadlines, the round-time model, devices, availability and traces."""
+"""Tests of hpcfed.population.devices: deadlines, the round-time model, devices, availability and traces."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hpcfed.config import DevicesConfig
-from hpcfed.devices import MEGABIT, Device, Population, apply_deadline, load_trace, round_time, sample_cohort
+from hpcfed.population.devices import MEGABIT, Device, Population, apply_deadline, load_trace, round_time, sample_cohort
 from hpcfed.errors import ConfigError
 
 INF = math.inf

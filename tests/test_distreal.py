@@ -1,4 +1,4 @@
-"""DISTREAL (hpcfed.strategies.distreal, hpcfed.dse): the per-batch choice, the server's prediction,
+"""DISTREAL (hpcfed.strategies.distreal, hpcfed.strategies.distreal.dse): the per-batch choice, the server's prediction,
 the design-space exploration, rank invariance and resume, bad input."""
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import h5py
 import numpy as np
 import pytest
 
-from hpcfed.config import load_job
-from hpcfed.devices import Population
-from hpcfed.dropout import DropoutVector, relative_macs
-from hpcfed.dse import ProxyQuality, Table, explore, non_dominated
-from hpcfed.run import build_space, load_data
+from hpcfed.assembly.job import load_job
+from hpcfed.population.devices import Population
+from hpcfed.learning.dropout import DropoutVector, relative_macs
+from hpcfed.strategies.distreal.dse import ProxyQuality, Table, explore, non_dominated
+from hpcfed.assembly.parts import build_space, load_data
 from hpcfed.strategies import ClientSlot, make_strategy
 from hpcfed.supernet import SubnetSpec, cost
-from hpcfed.training import batch_lengths, min_batch
+from hpcfed.learning.training import batch_lengths, min_batch
 from tests.launch import TINY, run_hpcfed
 
 # a tiny job whose deadline binds: devices of 0.2-1 GMAC/s whose share moves between 1, 0.5 and

@@ -1,4 +1,4 @@
-"""Tests of hpcfed.dropout (DISTREAL's per-layer dropout vectors) and of channel sets smaller than
+"""Tests of hpcfed.learning.dropout (DISTREAL's per-layer dropout vectors) and of channel sets smaller than
 the arch's width (hpcfed.supernet.slicing, counted by hpcfed.supernet.cost)."""
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ import time
 import pytest
 import torch
 
-from hpcfed.accounting import Costs
+from hpcfed.engine.accounting import Costs
 from hpcfed.config import TrainConfig
-from hpcfed.dropout import (RATES, DropoutVector, batch_spec, footprint, groups, kept, relative_macs, schedule,
-                            sized_spec)
-from hpcfed.dropout_timing import measure_step_seconds
+from hpcfed.learning.dropout import RATES, DropoutVector, batch_spec, footprint, groups, kept, relative_macs, schedule, sized_spec
+from hpcfed.strategies.distreal.timing import measure_step_seconds
 from hpcfed.errors import ConfigError
-from hpcfed.evaluation import calibrate
-from hpcfed.sandwich import train_schedule
+from hpcfed.learning.evaluation import calibrate
+from hpcfed.learning.sandwich import train_schedule
 from hpcfed.strategies import ClientSlot
 from hpcfed.strategies.fedavg import FedAvg
 from hpcfed.supernet import ElasticResNet, SubnetSpec, cost

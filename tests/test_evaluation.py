@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from hpcfed.config import TrainConfig
-from hpcfed.data import load_federated_data
+from tests.loading import load_data
 from hpcfed.data.splits import calibration_sample
-from hpcfed.evaluation import calibrate, evaluate, score
+from hpcfed.learning.evaluation import calibrate, evaluate, score
 from hpcfed.supernet import ElasticResNet, SubnetSpec
-from hpcfed.training import train_subnet
+from hpcfed.learning.training import train_subnet
 from tests.fakes import tiny_space
 from tests.launch import TINY, run_hpcfed
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def digits():
-    return load_federated_data("digits", None, "iid", 0.5, 2, 8, 0.2, 0)
+    return load_data("digits", None, "iid", 0.5, 2, 8, 0.2, 0)
 
 
 def trained(space, digits) -> ElasticResNet:

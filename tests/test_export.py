@@ -17,10 +17,10 @@ import pytest
 import torch
 
 from hpcfed.errors import ConfigError
-from hpcfed.evaluation import calibrate
-from hpcfed.export import parse_arch
+from hpcfed.learning.evaluation import calibrate
+from hpcfed.search.export import parse_arch
 from hpcfed.supernet import Arch, MobileNetSpace, ResNetSpace, SubnetSpec
-from hpcfed.trained import open_run
+from hpcfed.search.trained import open_run
 from tests.launch import ROOT, TINY, run_hpcfed
 
 SPEC = importlib.util.spec_from_file_location("export_tool", ROOT / "tools" / "export.py")

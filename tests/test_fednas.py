@@ -1,4 +1,4 @@
-"""FedNAS (hpcfed.strategies.fednas, hpcfed.candidates): candidates, groups, dropping, stop rules,
+"""FedNAS (hpcfed.strategies.fednas, hpcfed.strategies.fednas.candidates): candidates, groups, dropping, stop rules,
 no test-set decisions, rank invariance, resume, bad input."""
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import h5py
 import numpy as np
 import pytest
 
-from hpcfed.candidates import measure, netadapt_candidates, sample_candidates, step_budget
-from hpcfed.config import load_job
-from hpcfed.devices import Device
-from hpcfed.plan import EVALUATE, TRAIN, Task
-from hpcfed.results import read_results
+from hpcfed.strategies.fednas.candidates import measure, netadapt_candidates, sample_candidates, step_budget
+from hpcfed.assembly.job import load_job
+from hpcfed.population.devices import Device
+from hpcfed.round.plan import EVALUATE, TRAIN, Task
+from hpcfed.record.results import read_results
 from hpcfed.strategies import ClientSlot, make_strategy
 from hpcfed.supernet import ResNetSpace, SubnetSpec
 from hpcfed.supernet.mobilenet import MobileNetSpace
@@ -217,14 +217,15 @@ def test_the_search_is_bit_identical_under_mpirun_and_after_a_kill_and_resume_mi
 
 POISON = """
 import dataclasses, sys, torch
+import hpcfed.assembly.startup as startup
 import hpcfed.run as run
-load = run.load_data
+load = startup.load_data
 def poisoned(job):   # test images replaced by noise and labels shuffled: any decision made on them would change
     data = load(job)
     g = torch.Generator().manual_seed(123)
     return dataclasses.replace(data, test_inputs=torch.randn(data.x_test.shape, generator=g),
                                y_test=data.y_test[torch.randperm(len(data.y_test), generator=g)])
-run.load_data = poisoned
+startup.load_data = poisoned
 sys.exit(run.main(sys.argv[1:]))
 """
 

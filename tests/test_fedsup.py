@@ -1,4 +1,4 @@
-"""Tests of multi-subnet local training (hpcfed.sandwich) and the strategies built on it:
+"""Tests of multi-subnet local training (hpcfed.learning.sandwich) and the strategies built on it:
 FedSup, E-FedSup (hpcfed.strategies.fedsup) and FjORD (hpcfed.strategies.fjord)."""
 from __future__ import annotations
 
@@ -8,23 +8,24 @@ import numpy as np
 import pytest
 import torch
 
-from hpcfed.aggregate import fixed_weight
-from hpcfed.config import ClientsConfig, JobConfig, StrategyConfig, TrainConfig, load_job
-from hpcfed.data import load_federated_data
-from hpcfed.devices import Device
-from hpcfed.merge import merge
-from hpcfed.outcome import Outcome
-from hpcfed.plan import RoundPlan, needed_slices
-from hpcfed.results import read_results
-from hpcfed.run import build_space, load_data
-from hpcfed.sandwich import sandwich_step_loss, train_schedule
+from hpcfed.round.aggregate import fixed_weight
+from hpcfed.config import ClientsConfig, JobConfig, StrategyConfig, TrainConfig
+from hpcfed.assembly.job import load_job
+from tests.loading import load_data as load_section
+from hpcfed.population.devices import Device
+from hpcfed.round.merge import merge
+from hpcfed.round.outcome import Outcome
+from hpcfed.round.plan import RoundPlan, needed_slices
+from hpcfed.record.results import read_results
+from hpcfed.assembly.parts import build_space, load_data
+from hpcfed.learning.sandwich import sandwich_step_loss, train_schedule
 from hpcfed.seeding import rng as seeded_rng
 from hpcfed.strategies import STRATEGIES, ClientSlot, make_strategy
 from hpcfed.strategies.fedsup import EFedSup, FedSup
 from hpcfed.strategies.fjord import FjORD
 from hpcfed.supernet import Arch, ElasticResNet, SubnetSpec, cost
-from hpcfed.training import batch_lengths, batch_schedule, min_batch
-from hpcfed.worker import ClientHost
+from hpcfed.learning.training import batch_lengths, batch_schedule, min_batch
+from hpcfed.engine.worker import ClientHost
 from tests.fakes import run_plan, tiny_mobilenet, tiny_space, train_task
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -169,7 +170,7 @@ def test_efedsup_fixed4_tiers_follow_the_client_and_the_parameter_bands():
 
 def test_efedsup_trains_and_ships_nothing_outside_the_clients_slice():
     space = tiny_space("bn", width_choices=(0.5, 1.0))
-    data = load_federated_data("digits", None, "iid", 0.5, 2, 8, 0.2, 0)
+    data = load_section("digits", None, "iid", 0.5, 2, 8, 0.2, 0)
     strategy = EFedSup(make_job(name="efedsup"), space)
     model = ElasticResNet(space, torch.Generator().manual_seed(0))
     base = model.flat.detach().clone()
@@ -188,7 +189,7 @@ def test_efedsup_trains_and_ships_nothing_outside_the_clients_slice():
         run_plan(host, 0, [task], {0: base})
         changed = model.flat.detach() != base
         assert changed[index].any() and not changed[outside].any()
-        # what a worker receives for it: exactly the slice's values (hpcfed.plan.needed_slices)
+        # what a worker receives for it: exactly the slice's values (hpcfed.round.plan.needed_slices)
         assert torch.equal(model.union_index(needed_slices([task])[0]), index)
 
 

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from hpcfed.config import load_job
-from hpcfed.data import load_federated_data
+from hpcfed.assembly.job import load_job
+from tests.loading import load_data
 from hpcfed.data.femnist import FILES, random_writers, write_femnist
 from hpcfed.data.partition import choose_groups
 from hpcfed.errors import DataError
-from hpcfed.results import read_results
-from hpcfed.run import build_space
+from hpcfed.record.results import read_results
+from hpcfed.assembly.parts import build_space
 from hpcfed.supernet import ElasticResNet
 from tests.fakes import WRITERS, write_cifar100, write_fed_emnist
 from tests.launch import TINY, run_hpcfed
@@ -26,7 +26,7 @@ from tests.launch import TINY, run_hpcfed
 def load(name, path, partition="iid", num_clients=3, **overrides):
     args = dict(alpha=0.5, shards_per_client=2, num_clients=num_clients, test_fraction=0.2, seed=0)
     args.update(overrides)
-    return load_federated_data(name, str(path), partition, **args)
+    return load_data(name, str(path), partition, **args)
 
 
 def one_line_error(call, *named) -> str:
@@ -128,7 +128,7 @@ def test_cifar100_bad_files_give_one_line_errors(cifar100_dir, what, damage, nam
 
 def test_cifar100_missing_folder(tmp_path):
     one_line_error(lambda: load("cifar100", tmp_path / "none"), "does not exist", "cifar-100-python")
-    one_line_error(lambda: load_federated_data("cifar100", None, "iid", 0.5, 2, 3, 0.2, 0), "data.path")
+    one_line_error(lambda: load_data("cifar100", None, "iid", 0.5, 2, 3, 0.2, 0), "data.path")
 
 
 # ---------------------------------------------------------------- FEMNIST
@@ -283,7 +283,7 @@ def test_femnist_missing_folder(tmp_path):
 ])
 def test_options_that_do_not_fit_the_data_set(tmp_path, name, partition, labels, named):
     path = None if name == "digits" else str(tmp_path)
-    one_line_error(lambda: load_federated_data(name, path, partition, 0.5, 2, 3, 0.2, 0, labels=labels), named)
+    one_line_error(lambda: load_data(name, path, partition, 0.5, 2, 3, 0.2, 0, labels=labels), named)
 
 
 # ---------------------------------------------------------------- short runs

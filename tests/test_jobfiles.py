@@ -1,4 +1,4 @@
-"""Tests of hpcfed.jobfiles: shipped jobs by name, a local file winning, --list-jobs, the installed copy."""
+"""Tests of hpcfed.config.jobfiles: shipped jobs by name, a local file winning, --list-jobs, the installed copy."""
 from __future__ import annotations
 
 import os
@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from hpcfed import jobfiles
-from hpcfed.config import load_job
+from hpcfed.config import jobfiles
+from hpcfed.assembly.job import load_job
 from hpcfed.errors import ConfigError
-from hpcfed.jobruns import select_jobs
-from hpcfed.jobset import load_jobset
+from hpcfed.experiments.jobruns import select_jobs
+from hpcfed.experiments.jobset import load_jobset
 from tests.launch import ROOT
 
 JOBS = ROOT / "jobs"
@@ -85,7 +85,7 @@ def test_run_takes_a_shipped_job_by_name_from_any_folder_and_says_which_file(tmp
 def test_run_names_an_unknown_job_and_a_job_set_in_one_line(tmp_path):
     for spec, expected in [("superfed_2566", "job 'superfed_2566': no such file here and no shipped job of that "
                                              "name; accepted: a file path or a shipped name: default, "),
-                           ("compare_digits", "is a job set (base and methods, hpcfed/jobset.py); run its methods "
+                           ("compare_digits", "is a job set (base and methods, hpcfed/experiments/jobset.py); run its methods "
                                               "with tools/compare.py")]:
         proc = run([spec, "--dry-run"], tmp_path)
         assert proc.returncode == 2 and proc.stdout == "", proc.stdout

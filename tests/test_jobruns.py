@@ -1,4 +1,4 @@
-"""hpcfed.jobruns.run_methods: several runs at once, and what a failure among them does."""
+"""hpcfed.experiments.jobruns.run_methods: several runs at once, and what a failure among them does."""
 from __future__ import annotations
 
 import threading
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hpcfed import jobruns
+from hpcfed.experiments import jobruns
 from hpcfed.errors import HpcfedError
 
 

@@ -1,4 +1,4 @@
-"""Tests of hpcfed.jobset: the deep merge, the file's one-line errors, and jobs/compare_digits.yaml's setting."""
+"""Tests of hpcfed.experiments.jobset: the deep merge, the file's one-line errors, and jobs/compare_digits.yaml's setting."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from hpcfed.config import StrategyConfig, build_job
-from hpcfed.devices import Population
+from hpcfed.config import StrategyConfig
+from hpcfed.assembly.job import build_job
+from hpcfed.population.devices import Population
 from hpcfed.errors import ConfigError
-from hpcfed.jobset import load_jobset, merge
-from hpcfed.run import build_space, load_data
+from hpcfed.experiments.jobset import load_jobset, merge
+from hpcfed.assembly.parts import build_space, load_data
 from hpcfed.strategies import STRATEGIES
 from hpcfed.strategies.heterofl import HeteroFL
 from hpcfed.supernet import cost

@@ -1,7 +1,7 @@
 """Stopping a run through its launcher: SIGTERM to ``mpirun`` (not to rank 0) at 20 random moments.
 
 Open MPI's ``mpirun`` passes the signal to every rank, SIGKILLs them all about 0.25 s later and no
-longer forwards their output (hpcfed.interrupts). Whatever rank 0 manages in that time, every stop
+longer forwards their output (hpcfed.runtime.interrupts). Whatever rank 0 manages in that time, every stop
 must leave a checkpoint that resumes to the uninterrupted run, or, stopped before the run saved its
 start, no results file or one that ``--resume`` refuses in one clear line; no stop may hang.
 """
@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 import pytest
 
-from hpcfed.launch import start_hpcfed
+from hpcfed.experiments.launch import start_hpcfed
 from tests.launch import TINY, run_hpcfed
 
 ROUNDS = 6

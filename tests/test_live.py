@@ -1,4 +1,4 @@
-"""Live results: any process reads a running job's results file at any time (hpcfed.live), and the
+"""Live results: any process reads a running job's results file at any time (hpcfed.record.live), and the
 job ends exactly as it does without readers."""
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ import h5py
 import numpy as np
 import pytest
 
-from hpcfed import interrupts, live
+from hpcfed.runtime import interrupts
+from hpcfed.record import live
 from hpcfed.errors import HpcfedError
-from hpcfed.launch import MPI_ENV, mpirun
-from hpcfed.results import CLIENT_COLUMNS, ROUND_COLUMNS, ResultsWriter, read_results
+from hpcfed.experiments.launch import MPI_ENV, mpirun
+from hpcfed.record.results import CLIENT_COLUMNS, ROUND_COLUMNS, ResultsWriter, read_results
 from tests.launch import ROOT, TINY, run_hpcfed
 
 ROUNDS = 16
@@ -115,8 +116,8 @@ with h5py.File(sys.argv[1], "r", locking=False) as f:
 WRITER = """
 import sys, time
 import numpy as np
-from hpcfed import results
-from hpcfed.results import ResultsWriter, ROUND_COLUMNS, CLIENT_COLUMNS
+from hpcfed.record import results
+from hpcfed.record.results import ResultsWriter, ROUND_COLUMNS, CLIENT_COLUMNS
 path, n, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
 results.WRITE_EVERY_S = 0.0
 w = ResultsWriter.create(path, {"config_yaml": f"rounds: {n}\\n"}, [])
@@ -155,7 +156,7 @@ def test_readers_never_see_half_a_write(tmp_path):
 READER = """
 import sys
 from hpcfed.errors import HpcfedError
-from hpcfed.results import read_results
+from hpcfed.record.results import read_results
 from tests.test_live import assert_consistent
 print("ready", flush=True)
 reads = 0
@@ -283,5 +284,5 @@ def test_a_file_that_says_running_is_told_apart_from_a_killed_run_by_its_writers
 
 
 def load_state(path) -> str:
-    from hpcfed.report import run_state
+    from hpcfed.record.report import run_state
     return run_state(read_results(path))

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from hpcfed.aggregate import add_term, add_weight, divide_keep, fixed_weight, to_fixed
-from hpcfed.comm import TAG_WEIGHTS, Comm
+from hpcfed.round.aggregate import add_term, add_weight, divide_keep, fixed_weight, to_fixed
+from hpcfed.runtime.comm import TAG_WEIGHTS, Comm
 from tests.launch import TINY
 
 pytestmark = pytest.mark.mpi(min_size=2)

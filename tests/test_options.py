@@ -1,4 +1,4 @@
-"""Tests of per-method strategy options (hpcfed.strategy_config): each strategy's frozen Options,
+"""Tests of per-method strategy options (hpcfed.assembly.job): each strategy's frozen Options,
 the ``strategy: {name: X, X: {...}}`` layout, ``--set strategy.X.option=v`` and the one-line errors."""
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from hpcfed.config import JobConfig, StrategyConfig, build_job, load_job
+from hpcfed.config import JobConfig, StrategyConfig
+from hpcfed.assembly.job import build_job, default_job, load_job
 from hpcfed.errors import ConfigError
 from hpcfed.strategies import STRATEGIES, make_strategy
 from hpcfed.strategies.base import StrategyOptions
@@ -30,10 +31,17 @@ def test_every_strategy_declares_frozen_options_whose_fields_have_defaults(name)
 
 
 def test_the_default_job_has_superfeds_default_options():
-    strategy = JobConfig().strategy
+    strategy = default_job().strategy
     assert strategy.name == "superfed" and strategy.options == SuperFedOptions()
-    assert JobConfig().strategy.options.beta0 == 0.9
-    assert hash(JobConfig()) == hash(load_job())
+    assert default_job().strategy.options.beta0 == 0.9
+    assert hash(default_job()) == hash(load_job())
+
+
+def test_the_schema_alone_leaves_the_options_to_the_method():
+    """JobConfig() is the schema's defaults: its method's options are filled in when a job is built, and a
+    strategy given such a job takes its own defaults."""
+    assert JobConfig().strategy == StrategyConfig("superfed", None)
+    assert make_strategy(JobConfig(), tiny_space()).options == SuperFedOptions()
 
 
 @pytest.mark.parametrize("name", list(STRATEGIES))
@@ -75,10 +83,10 @@ def test_set_overrides_reach_the_methods_options(tmp_path):
 
 def test_options_are_frozen_and_must_match_the_method():
     with pytest.raises(dataclasses.FrozenInstanceError):
-        JobConfig().strategy.options.beta0 = 0.5
+        default_job().strategy.options.beta0 = 0.5
+    mismatched = dataclasses.replace(default_job(), strategy=StrategyConfig("fedavg", SuperFedOptions()))
     with pytest.raises(TypeError, match="FedAvgOptions"):
-        StrategyConfig("fedavg", SuperFedOptions())
-    assert StrategyConfig("fedavg").options == STRATEGIES["fedavg"].Options()
+        make_strategy(mismatched, tiny_space())
 
 
 # (job mapping, --set overrides, the whole error line)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from hpcfed.plan import EVALUATE, Task, assign_groups, map_to_workers, needed_slices
+from hpcfed.round.plan import EVALUATE, Task, assign_groups, map_to_workers, needed_slices
 from hpcfed.supernet import Arch, SubnetSpec
 from tests.fakes import train_task
 

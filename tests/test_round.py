@@ -11,15 +11,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hpcfed.config import ConfigError, load_job
-from hpcfed.data import load_federated_data
-from hpcfed.merge import merge
-from hpcfed.plan import EVALUATE, RoundPlan, Task
-from hpcfed.sandwich import train_schedule
+from hpcfed.errors import ConfigError
+from hpcfed.assembly.job import load_job
+from tests.loading import load_data
+from hpcfed.round.merge import merge
+from hpcfed.round.plan import EVALUATE, RoundPlan, Task
+from hpcfed.learning.sandwich import train_schedule
 from hpcfed.seeding import torch_generator
 from hpcfed.strategies import make_strategy
 from hpcfed.supernet import Arch, ElasticResNet, SubnetSpec
-from hpcfed.worker import ClientHost
+from hpcfed.engine.worker import ClientHost
 from tests.fakes import run_plan, tiny_space, train_task
 from tests.test_strategies import make_slots
 
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def data():
-    return load_federated_data("digits", None, "iid", 0.5, 2, 8, 0.2, 0, client_val_fraction=0.25)
+    return load_data("digits", None, "iid", 0.5, 2, 8, 0.2, 0, client_val_fraction=0.25)
 
 
 def setup(data, name="fedavg", **overrides):

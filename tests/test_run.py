@@ -10,8 +10,9 @@ import h5py
 import numpy as np
 import yaml
 
-from hpcfed.config import JobConfig, load_job
-from hpcfed.results import CLIENT_COLUMNS, ROUND_COLUMNS
+from hpcfed.config import JobConfig
+from hpcfed.assembly.job import default_job, load_job
+from hpcfed.record.results import CLIENT_COLUMNS, ROUND_COLUMNS
 from tests.launch import ROOT, TINY, run_hpcfed
 
 
@@ -97,15 +98,15 @@ def test_dry_run_checks_everything_and_writes_nothing(tmp_path):
 
 
 def test_default_job_file_matches_the_built_in_default():
-    assert load_job("jobs/default.yaml") == JobConfig()
+    assert load_job("jobs/default.yaml") == default_job()
 
 
 def test_a_process_without_launcher_starts_mpi_alone_and_leaves_the_environment_as_it_was():
-    """hpcfed.comm picks Open MPI's self transport for a singleton, then takes the choice back so
+    """hpcfed.runtime.comm picks Open MPI's self transport for a singleton, then takes the choice back so
     that processes it launches (mpirun, tools) do not inherit it."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("OMPI_MCA_btl", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK")}
-    code = ("import os; from hpcfed.comm import Comm; c = Comm(); "
+    code = ("import os; from hpcfed.runtime.comm import Comm; c = Comm(); "
             "print(c.size, os.environ.get('OMPI_MCA_btl', 'unset'))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

@@ -1,4 +1,4 @@
-"""The post-training search (tools/search.py on hpcfed.search and hpcfed.post_search): budgets, the
+"""The post-training search (tools/search.py on hpcfed.search and hpcfed.search.post_training): budgets, the
 references it must match, the test set it must not read, determinism, MPI invariance, bad input."""
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from hpcfed import post_search
-from hpcfed.search import Budget, Genome, nsga2_search
+from hpcfed.search import post_training as post_search
+from hpcfed.search.nsga import Budget, Genome, nsga2_search
 from hpcfed.supernet import Arch, MobileNetSpace, ResNetSpace, cost
-from hpcfed.trained import TrainedRun, open_run
+from hpcfed.search.trained import TrainedRun, open_run
 from tests.launch import MPI_ENV, ROOT, TINY, mpirun, run_hpcfed
 
 SEARCH = ["--population", "8", "--generations", "2", "--seed", "3"]

@@ -7,17 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from hpcfed.aggregate import SCALE, maxnet_beta
+from hpcfed.round.aggregate import SCALE, maxnet_beta
 from hpcfed.config import ClientsConfig, JobConfig, StrategyConfig, TrainConfig
-from hpcfed.data import load_federated_data
-from hpcfed.devices import Device
+from tests.loading import load_data
+from hpcfed.population.devices import Device
 from hpcfed.errors import ConfigError
 from hpcfed.seeding import rng as seeded_rng
 from hpcfed.seeding import torch_generator
 from hpcfed.strategies import STRATEGIES, ClientSlot, make_strategy
-from hpcfed.strategies.distreal import Distreal
+from hpcfed.strategies.distreal.strategy import Distreal
 from hpcfed.strategies.fedavg import FedAvg
-from hpcfed.strategies.fednas import FedNAS
+from hpcfed.strategies.fednas.strategy import FedNAS
 from hpcfed.strategies.feddropout import FederatedDropout
 from hpcfed.strategies.fedrolex import FedRolex
 from hpcfed.strategies.fedsup import EFedSup, FedSup
@@ -26,8 +26,8 @@ from hpcfed.strategies.heterofl import HeteroFL
 from hpcfed.strategies.ifedavg import IFedAvg
 from hpcfed.strategies.superfed import SuperFed
 from hpcfed.supernet import Arch, ElasticResNet, SubnetSpec, cost
-from hpcfed.training import train_subnet
-from hpcfed.worker import ClientHost
+from hpcfed.learning.training import train_subnet
+from hpcfed.engine.worker import ClientHost
 from tests.fakes import run_plan, tiny_space, train_task
 
 DEVICE = Device(speed_macs_per_s=1e9, memory_bytes=1e8, down_bytes_per_s=1e6, up_bytes_per_s=1e6)
@@ -300,7 +300,7 @@ TRAIN = TrainConfig(local_epochs=1, batch_size=32, lr=0.05, momentum=0.5, clip_n
 
 @pytest.fixture(scope="module")
 def digits():
-    return load_federated_data("digits", None, "iid", 0.5, 2, 4, 0.2, 0)
+    return load_data("digits", None, "iid", 0.5, 2, 4, 0.2, 0)
 
 
 def train_by_hand(space, base, spec, data, client, seed, round_index, scale=1.0):

@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
-from hpcfed.tensorboard import COLUMNS, VIRTUAL, subnet_labels
+from hpcfed.record.tensorboard import COLUMNS, VIRTUAL, subnet_labels
 from tests.launch import MPI_ENV, ROOT, TINY, run_hpcfed
 
 needs_tensorboard = pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None,

@@ -1,4 +1,4 @@
-"""Time to a target accuracy: hpcfed.report.time_to_target, compare.py --target and plot.py with several runs."""
+"""Time to a target accuracy: hpcfed.record.report.time_to_target, compare.py --target and plot.py with several runs."""
 from __future__ import annotations
 
 import math
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from hpcfed.errors import HpcfedError
-from hpcfed.report import COMPARISON_COLUMNS, comparison_rows, parse_target, time_to_target
-from hpcfed.results import read_results
+from hpcfed.record.report import COMPARISON_COLUMNS, comparison_rows, parse_target, time_to_target
+from hpcfed.record.results import read_results
 from tests.launch import MPI_ENV, ROOT
 from tests.test_tools import read_csv, run_compare
 

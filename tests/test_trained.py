@@ -1,4 +1,4 @@
-"""A finished run reopened as a trained supernet (hpcfed.trained): what tools/search.py and
+"""A finished run reopened as a trained supernet (hpcfed.search.trained): what tools/search.py and
 tools/export.py build on."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from hpcfed.errors import HpcfedError
-from hpcfed.evaluation import evaluate
-from hpcfed.trained import open_run
+from hpcfed.learning.evaluation import evaluate
+from hpcfed.search.trained import open_run
 from tests.launch import TINY, run_hpcfed
 
 
@@ -44,11 +44,11 @@ def test_files_that_hold_no_trained_supernet_are_refused_in_one_line(tmp_path):
 
 
 def test_a_finished_run_of_an_older_hpcfed_stays_reusable_when_only_defaulted_fields_were_added(tmp_path):
-    """hpcfed.jobruns.reusable reads a held job with today's defaults (a field added since takes its default)."""
+    """hpcfed.experiments.jobruns.reusable reads a held job with today's defaults (a field added since takes its default)."""
     import yaml
 
-    from hpcfed.config import load_job
-    from hpcfed.jobruns import reusable
+    from hpcfed.assembly.job import load_job
+    from hpcfed.experiments.jobruns import reusable
 
     out = tmp_path / "run.h5"
     assert run_hpcfed([*TINY, "--out", str(out)]).returncode == 0

@@ -9,7 +9,8 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from hpcfed.data import FederatedData, load_federated_data
+from hpcfed.data import FederatedData
+from tests.loading import load_data
 from hpcfed.data.splits import ClientValidation
 from hpcfed.errors import DataError
 from tests.fakes import write_cifar10
@@ -21,7 +22,7 @@ def load(name="digits", path=None, partition="dirichlet", **overrides) -> Federa
     """load_federated_data with small defaults."""
     args = dict(alpha=0.3, shards_per_client=2, num_clients=17, test_fraction=0.2, seed=0)
     args.update(overrides)
-    return load_federated_data(name, path, partition, **args)
+    return load_data(name, path, partition, **args)
 
 
 def synthetic(**overrides) -> FederatedData:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hpcfed.launch import run_settings  # noqa: E402
+from hpcfed.experiments.launch import run_settings  # noqa: E402
 
 JOBS = {
     "superfed (default job)": [],

@@ -2,7 +2,7 @@
 
 For the job's CNN (the built-in default job: the digits model, 8x8 inputs; ``--model deformed``:
 jobs/deformed_digits.yaml, 16x16 inputs) it times one local step (forward, backward, clip, SGD
-step at the job's batch size, hpcfed.dropout_timing) under uniform vectors (every group at one
+step at the job's batch size, hpcfed.strategies.distreal.timing) under uniform vectors (every group at one
 rate, R from 1 down to about 0.06) and a few mixed ones, on the job's threads and device. Vectors
 are timed in interleaved passes, in a fresh order each pass (so a load change on the machine hits
 them all); a vector's ratio is, per pass, its median step over the zero vector's (the full network,
@@ -30,12 +30,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hpcfed.config import JobConfig, load_job  # noqa: E402
-from hpcfed.dropout import RATES, DropoutVector, groups, relative_macs, sized_spec  # noqa: E402
-from hpcfed.dropout_timing import measure_step_seconds  # noqa: E402
+from hpcfed.config import JobConfig
+from hpcfed.assembly.job import load_job  # noqa: E402
+from hpcfed.learning.dropout import RATES, DropoutVector, groups, relative_macs, sized_spec  # noqa: E402
+from hpcfed.strategies.distreal.timing import measure_step_seconds  # noqa: E402
 from hpcfed.errors import HpcfedError  # noqa: E402
-from hpcfed.jobfiles import resolve, shipped_path  # noqa: E402
-from hpcfed.run import build_space  # noqa: E402
+from hpcfed.config.jobfiles import resolve, shipped_path  # noqa: E402
+from hpcfed.assembly.parts import build_space  # noqa: E402
 from hpcfed.supernet import ElasticResNet  # noqa: E402
 
 MODELS = {"default": None, "deformed": "deformed_digits"}   # --model: the built-in job or a shipped one

@@ -9,7 +9,7 @@ and they alternate ``--repeat`` times; the fastest run of each side counts (the 
 
     python tools/bench_efficiency.py [--rounds 20] [--threads 1] [--repeat 3] [--batch-clients 10] [--set key=value ...]
 
-``--batch-clients N`` also runs hpcfed with N clients trained at once (hpcfed.batched) and prints
+``--batch-clients N`` also runs hpcfed with N clients trained at once (hpcfed.learning.batched) and prints
 its speed-up; ``--set model.stem=8 --set model.widths=[8,16]`` gives the small digits CNN. A CIFAR-sized
 ResNet on random CIFAR-format images (no download needed):
 
@@ -30,10 +30,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hpcfed.config import load_job  # noqa: E402
+from hpcfed.assembly.job import load_job  # noqa: E402
 from hpcfed.data.cifar import write_random_cifar10  # noqa: E402
-from hpcfed.results import read_results  # noqa: E402
-from hpcfed.run import build_space, load_data, main as run_main  # noqa: E402
+from hpcfed.record.results import read_results  # noqa: E402
+from hpcfed.assembly.parts import build_space, load_data
+from hpcfed.run import main as run_main  # noqa: E402
 from hpcfed.seeding import torch_generator  # noqa: E402
 from hpcfed.supernet import ElasticResNet, SubnetSpec  # noqa: E402
 

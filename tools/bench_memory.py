@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hpcfed.data.cifar import write_random_cifar10  # noqa: E402
-from hpcfed.launch import run_settings  # noqa: E402
+from hpcfed.experiments.launch import run_settings  # noqa: E402
 
 SETTING = ["strategy.name=fedavg", "strategy.fedavg.arch=largest", "clients.total=10", "clients.per_round=4",
            "clients.overselect=0", "data.partition=iid", "devices.availability=always",

@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hpcfed.launch import run_settings  # noqa: E402
+from hpcfed.experiments.launch import run_settings  # noqa: E402
 
 SETTING = ["strategy.name=fedavg", "strategy.fedavg.arch=largest", "data.name=synthetic", "data.partition=natural",
            "data.synthetic_samples=20", "clients.overselect=0", "devices.availability=always",

@@ -29,10 +29,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hpcfed.config import load_job  # noqa: E402
-from hpcfed.launch import run_settings  # noqa: E402
-from hpcfed.results import read_results  # noqa: E402
-from hpcfed.run import build_space, load_data  # noqa: E402
+from hpcfed.assembly.job import load_job  # noqa: E402
+from hpcfed.experiments.launch import run_settings  # noqa: E402
+from hpcfed.record.results import read_results  # noqa: E402
+from hpcfed.assembly.parts import build_space, load_data  # noqa: E402
 from hpcfed.seeding import torch_generator  # noqa: E402
 from hpcfed.supernet import ElasticResNet, SubnetSpec  # noqa: E402
 

@@ -7,7 +7,7 @@ subnet, client MACs, bytes down and up, virtual and wall time; printed, written 
     python tools/compare.py JOBSET --target 0.9                       # also: when each subnet first reached 90 %
 
 JOBSET is a job-set file or the name of a shipped job set (``python -m hpcfed.run --list-jobs``; a
-local file wins, hpcfed.jobfiles).
+local file wins, hpcfed.config.jobfiles).
 
 For each method (in the job set's order), DIR/<method>.yaml is its resolved job (rerun one with
 ``python -m hpcfed.run DIR/<method>.yaml``), DIR/<method>.h5 its results and DIR/<method>.log its
@@ -15,7 +15,7 @@ output; a finished run of the same job found there is reused, unless --overwrite
 runs N methods at once (the results do not change). A failed run stops the tool (exit 1) once the
 runs under way have ended; bad input stops it before anything runs (exit 2). Then it writes
 DIR/compare.csv (one row per method and reference subnet; columns: COMPARISON_COLUMNS in
-hpcfed/report.py), DIR/compare.png (accuracy vs forward MACs per method; totals per method) and
+hpcfed/record/report.py), DIR/compare.png (accuracy vs forward MACs per method; totals per method) and
 DIR/time_to_accuracy.png (the largest reference subnet's accuracy vs virtual time per method).
 
 --target ACC (a test accuracy as a fraction in (0, 1]) fills the columns time_to_target_s and
@@ -38,12 +38,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hpcfed.errors import HpcfedError  # noqa: E402
-from hpcfed.jobfiles import resolve, source_note  # noqa: E402
-from hpcfed.jobruns import check_parallel, reusable, run_methods, select_jobs  # noqa: E402
-from hpcfed.figures import time_to_accuracy_figure  # noqa: E402
-from hpcfed.launch import mpirun  # noqa: E402
-from hpcfed.report import COMPARISON_COLUMNS, comparison_rows, comparison_table, parse_target  # noqa: E402
-from hpcfed.results import read_results  # noqa: E402
+from hpcfed.config.jobfiles import resolve, source_note  # noqa: E402
+from hpcfed.experiments.jobruns import check_parallel, reusable, run_methods, select_jobs  # noqa: E402
+from hpcfed.record.figures import time_to_accuracy_figure  # noqa: E402
+from hpcfed.experiments.launch import mpirun  # noqa: E402
+from hpcfed.record.report import COMPARISON_COLUMNS, comparison_rows, comparison_table, parse_target  # noqa: E402
+from hpcfed.record.results import read_results  # noqa: E402
 
 TOTALS = {"client_macs": "client training MACs", "bytes_down": "bytes down", "bytes_up": "bytes up",
           "virtual_time_s": "virtual time to finish (s)"}
@@ -83,7 +83,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("jobset", help="job-set file (format in hpcfed/jobset.py) or shipped job-set name, "
+    parser.add_argument("jobset", help="job-set file (format in hpcfed/experiments/jobset.py) or shipped job-set name, "
                                        "e.g. jobs/compare_digits.yaml or compare_digits")
     parser.add_argument("--out", type=Path, help="folder for the jobs, runs, CSV and PNG (default: runs/<job set name>)")
     parser.add_argument("--ranks", type=int, default=0, help="MPI ranks per run (0 = one process, no mpirun)")

@@ -3,7 +3,7 @@
     python tools/dse.py JOB.yaml --out runs/dse                     # table.json and front.png into runs/dse/
     mpirun -n 3 python tools/dse.py JOB.yaml --population 16 --generations 6 --steps 20 --out runs/dse
 
-NSGA-II (hpcfed.dse, pymoo) over one drop rate per channel group of the job's model: R(d), the
+NSGA-II (hpcfed.strategies.distreal.dse, pymoo) over one drop rate per channel group of the job's model: R(d), the
 analytic MACs relative to the full network, against Q(d), the loss decrease of a short proxy
 training at those rates on one half of the server's validation split, measured on the other half
 (``data.server_val_fraction`` > 0 is required; the test set is never read). Under mpirun every rank
@@ -27,15 +27,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hpcfed.comm import Comm, install_abort_hook  # noqa: E402
-from hpcfed.config import build_job, read_mapping  # noqa: E402
-from hpcfed.jobfiles import resolve  # noqa: E402
-from hpcfed.jobruns import select_jobs  # noqa: E402
-from hpcfed.dropout_timing import measure_step_seconds  # noqa: E402
-from hpcfed.dse import ProxyQuality, explore  # noqa: E402
+from hpcfed.runtime.comm import Comm, install_abort_hook  # noqa: E402
+from hpcfed.assembly.job import build_job
+from hpcfed.config.parse import read_mapping  # noqa: E402
+from hpcfed.config.jobfiles import resolve  # noqa: E402
+from hpcfed.experiments.jobruns import select_jobs  # noqa: E402
+from hpcfed.strategies.distreal.timing import measure_step_seconds  # noqa: E402
+from hpcfed.strategies.distreal.dse import ProxyQuality, explore  # noqa: E402
 from hpcfed.errors import HpcfedError  # noqa: E402
-from hpcfed.run import build_space, load_data, set_threads  # noqa: E402
-from hpcfed.spread import Spread  # noqa: E402
+from hpcfed.assembly.parts import build_space, load_data, set_threads  # noqa: E402
+from hpcfed.runtime.spread import Spread  # noqa: E402
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,8 +61,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def load_job_or_method(spec: str, method: str, overrides: list[str]):
-    """The job that ``spec`` names (a file or a shipped name, hpcfed.jobfiles), or, when it is a job set
-    (hpcfed.jobset), its method ``method``'s job."""
+    """The job that ``spec`` names (a file or a shipped name, hpcfed.config.jobfiles), or, when it is a job set
+    (hpcfed.experiments.jobset), its method ``method``'s job."""
     path = str(resolve(spec, "job or job set"))
     raw = read_mapping(path, "job file")
     if "methods" in raw:

@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hpcfed.errors import HpcfedError  # noqa: E402
-from hpcfed.export import export  # noqa: E402
+from hpcfed.search.export import export  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,14 +7,14 @@
 One run, as in the first line: the run's last evaluation against forward MACs per sample, and every
 reference subnet's accuracy against virtual time, beside the run (or in --out-dir).
 
-Several runs, or any of --out, --labels, --subnet, --target, --x: one figure (hpcfed.figures), one
+Several runs, or any of --out, --labels, --subnet, --target, --x: one figure (hpcfed.record.figures), one
 line per run for its largest reference subnet (--subnet all|largest|smallest|NAME), labelled with
 the file name without .h5 (--labels: comma-separated, one per run), against virtual time (--x
 virtual) or rounds completed (--x round). --target ACC (a fraction in (0, 1]) draws a horizontal
 line there and a star where each line first reaches it. Written to --out (default:
 runs-acc_vs_time.png in --out-dir, or beside the first run).
 
-A running job's file can be plotted at any time (hpcfed.live): the figures show the evaluations
+A running job's file can be plotted at any time (hpcfed.record.live): the figures show the evaluations
 written so far, their titles and a note on stderr say "running, round k of N".
 """
 from __future__ import annotations
@@ -32,9 +32,9 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hpcfed.errors import HpcfedError  # noqa: E402
-from hpcfed.figures import X_CHOICES, pick_subnets, time_to_accuracy_figure  # noqa: E402
-from hpcfed.report import parse_target, run_state  # noqa: E402
-from hpcfed.results import read_results  # noqa: E402
+from hpcfed.record.figures import X_CHOICES, pick_subnets, time_to_accuracy_figure  # noqa: E402
+from hpcfed.record.report import parse_target, run_state  # noqa: E402
+from hpcfed.record.results import read_results  # noqa: E402
 
 
 def plot(path: str, out_dir: str | None = None) -> list[Path]:
@@ -76,7 +76,7 @@ def plot(path: str, out_dir: str | None = None) -> list[Path]:
 
 def plot_runs(runs: list[str], out: str | None = None, out_dir: str | None = None, labels: str | None = None,
               subnet: str = "largest", target: float | None = None, x: str = "virtual") -> Path:
-    """Several runs' accuracy against virtual time on one figure (hpcfed.figures.time_to_accuracy_figure);
+    """Several runs' accuracy against virtual time on one figure (hpcfed.record.figures.time_to_accuracy_figure);
     return its path. Bad input (an unreadable run, one without evaluations, a --subnet it lacks, a
     wrong number of --labels) is an HpcfedError naming it."""
     names = labels.split(",") if labels is not None else [Path(run).stem for run in runs]

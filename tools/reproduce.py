@@ -7,9 +7,9 @@
     python tools/reproduce.py CLAIM --seeds 3 --parallel 4       # four runs at once (one core each)
     python tools/reproduce.py --list
 
-Each claim is a shipped job set (a base job and the methods compared, hpcfed/jobset.py; most under
+Each claim is a shipped job set (a base job and the methods compared, hpcfed/experiments/jobset.py; most under
 jobs/reproduce/), run for every setting of the claim and seed 0..N-1 into
-``--out``/<claim>/<setting>/seed<s>/ (finished runs of the same job are reused, hpcfed/jobruns.py).
+``--out``/<claim>/<setting>/seed<s>/ (finished runs of the same job are reused, hpcfed/experiments/jobruns.py).
 The tool prints, per setting, the paper's claim beside the measured value (mean and standard
 deviation over the seeds), and writes ``claim.csv`` (one row per setting and figure: mean, standard
 deviation, seeds, each seed's value, the paper's value) and ``claim.png`` (accuracy against MACs per
@@ -39,14 +39,14 @@ import yaml  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hpcfed.errors import HpcfedError  # noqa: E402
-from hpcfed.jobfiles import shipped_path  # noqa: E402
-from hpcfed.jobruns import check_parallel, reusable, run_methods, select_jobs  # noqa: E402
-from hpcfed.config import build_job  # noqa: E402
-from hpcfed.launch import mpirun  # noqa: E402
+from hpcfed.config.jobfiles import shipped_path  # noqa: E402
+from hpcfed.experiments.jobruns import check_parallel, reusable, run_methods, select_jobs  # noqa: E402
+from hpcfed.assembly.job import build_job  # noqa: E402
+from hpcfed.experiments.launch import mpirun  # noqa: E402
 from hpcfed.supernet import Arch  # noqa: E402
-from hpcfed.report import comparison_rows, time_to_target  # noqa: E402
-from hpcfed.results import read_results  # noqa: E402
-from hpcfed.strategies.fednas_report import step_ranking  # noqa: E402
+from hpcfed.record.report import comparison_rows, time_to_target  # noqa: E402
+from hpcfed.record.results import read_results  # noqa: E402
+from hpcfed.strategies.fednas.report import step_ranking  # noqa: E402
 from scipy.stats import kendalltau  # noqa: E402  (scikit-learn's dependency)
 
 QUICK = ["rounds=2", "clients.total=8", "clients.per_round=4", "train.local_epochs=1", "eval.every=2",
@@ -56,7 +56,7 @@ QUICK = ["rounds=2", "clients.total=8", "clients.per_round=4", "train.local_epoc
 @dataclass(frozen=True)
 class Claim:
     paper: str                                   # what the paper claims, in one line
-    jobset: str                                  # a shipped job set's name (hpcfed.jobfiles)
+    jobset: str                                  # a shipped job set's name (hpcfed.config.jobfiles)
     settings: dict[str, tuple[list[str], str | None]]   # setting -> (overrides of every method, methods or None = all)
     measure: Callable[[dict[str, list[dict]], dict[str, dict]], dict[str, float]]   # (rows, results) -> figures
     claimed: dict[str, str] = field(default_factory=dict)           # figure -> the paper's value
@@ -304,7 +304,7 @@ def report(name: str, claim: Claim, measured: dict[str, list[dict]], folder: Pat
 
 
 def rows_of(results: dict[str, dict]) -> dict[str, list[dict]]:
-    """Comparison rows (hpcfed.report.comparison_rows) by method."""
+    """Comparison rows (hpcfed.record.report.comparison_rows) by method."""
     return {label: comparison_rows(label, r) for label, r in results.items()}
 
 

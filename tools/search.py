@@ -5,7 +5,7 @@
     mpirun -n 3 python tools/search.py RUN.h5 --macs 2.4e6 --population 32 --generations 10 --seed 0
 
 NSGA-II (hpcfed.search) over the architectures of the run's space, scored on validation data with
-calibrated statistics (hpcfed.post_search says which split); under mpirun every rank scores a share
+calibrated statistics (hpcfed.search.post_training says which split); under mpirun every rank scores a share
 of each generation, with the same result as one process. Prints the front (``--objective best``:
 only its most accurate member) and the run's reference subnets under the budget, then writes
 DIR/front.csv (front and references: validation and test accuracy), DIR/front.png (validation
@@ -29,13 +29,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hpcfed import post_search  # noqa: E402
-from hpcfed.comm import Comm, install_abort_hook  # noqa: E402
+from hpcfed.search import post_training as post_search  # noqa: E402
+from hpcfed.runtime.comm import Comm, install_abort_hook  # noqa: E402
 from hpcfed.errors import HpcfedError  # noqa: E402
-from hpcfed.report import _si  # noqa: E402
-from hpcfed.run import set_threads  # noqa: E402
-from hpcfed.search import Budget, SearchResult, check_budget, nsga2_search  # noqa: E402
-from hpcfed.trained import open_run  # noqa: E402
+from hpcfed.record.report import _si  # noqa: E402
+from hpcfed.assembly.parts import set_threads  # noqa: E402
+from hpcfed.search.nsga import Budget, SearchResult, check_budget, nsga2_search  # noqa: E402
+from hpcfed.search.trained import open_run  # noqa: E402
 
 OBJECTIVES = ("pareto", "best")
 CSV_COLUMNS = ("role", "name", "macs", "params", "val_accuracy", "test_accuracy", "arch")

@@ -2,7 +2,7 @@
 
     python tools/summarize.py RUN.h5 [RUN2.h5 ...]
 
-A running job's file can be read at any time (hpcfed.live): the summary shows the rows written so
+A running job's file can be read at any time (hpcfed.record.live): the summary shows the rows written so
 far and says "running, round k of N".
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hpcfed.errors import HpcfedError  # noqa: E402
-from hpcfed.report import summary  # noqa: E402
-from hpcfed.results import read_results  # noqa: E402
+from hpcfed.record.report import summary  # noqa: E402
+from hpcfed.record.results import read_results  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ The test set only reports; the validation splits (hpcfed.data.splits) are what a
 with.
 """
 
-from hpcfed.data.datasets import FederatedData, GeneratedData, StoredData, load_federated_data
+from hpcfed.data.federated import FederatedData, GeneratedData, StoredData
+from hpcfed.data.load import load_federated_data
 
 __all__ = ["FederatedData", "GeneratedData", "StoredData", "load_federated_data"]

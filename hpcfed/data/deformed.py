@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from hpcfed.data.datasets import NUM_CLASSES, FederatedData
+from hpcfed.data.federated import NUM_CLASSES, FederatedData
 from hpcfed.data.deform import deform, num_draws, upsample
 from hpcfed.data.digits import read_digits
 from hpcfed.data.partition import partition_labels

@@ -25,10 +25,10 @@ with ``[seed, stream, ...]``, so adding a split never moves another one's number
   (stream 4) over each client's base digits (see hpcfed.data.deformed);
 * stream 8, the calibration sample (:func:`calibration_sample`): the inputs of up to
   ``eval.calibration_samples`` training samples, whole clients in an order drawn from ``[seed, 8]``,
-  on which evaluation calibrates normalisation statistics (hpcfed.evaluation); it reads only
+  on which evaluation calibrates normalisation statistics (hpcfed.learning.evaluation); it reads only
   training samples and takes nothing out of training;
 * stream 9, the post-training search's validation when the job has no server validation split
-  (hpcfed.post_search): whole clients in an order drawn from ``[seed, 9]``.
+  (hpcfed.search.post_training): whole clients in an order drawn from ``[seed, 9]``.
 
 A fraction of 0 draws nothing, so every array is then that of a data set without the split.
 """

@@ -1,8 +1,8 @@
-"""Federated strategies, one file each, sharing the round loop of :mod:`hpcfed.server`."""
+"""Federated strategies, one file each, sharing the round loop of :mod:`hpcfed.engine.server`."""
 from hpcfed.strategies.base import ClientSlot, Strategy
-from hpcfed.strategies.distreal import Distreal
+from hpcfed.strategies.distreal.strategy import Distreal
 from hpcfed.strategies.fedavg import FedAvg
-from hpcfed.strategies.fednas import FedNAS
+from hpcfed.strategies.fednas.strategy import FedNAS
 from hpcfed.strategies.feddropout import FederatedDropout
 from hpcfed.strategies.fedrolex import FedRolex
 from hpcfed.strategies.fedsup import EFedSup, FedSup

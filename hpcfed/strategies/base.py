@@ -2,11 +2,11 @@
 
 Every method is a combination of a slicing rule (which model and subnet spec each client
 receives), a local training rule (what a client does with it, batch by batch) and weights for the
-one aggregation rule (hpcfed.merge). After each round it observes what happened (hpcfed.outcome)
+one aggregation rule (hpcfed.round.merge). After each round it observes what happened (hpcfed.round.outcome)
 and may end the run. A strategy holds its own state (e.g. SuperFed's tracking counters) as plain
 arrays that checkpoint with the server; it never sends anything. Its options are a frozen
 dataclass, ``Options``, that the job names under the method (``strategy: {name: X, X: {...}}``,
-hpcfed.strategy_config); it reads them as ``self.options``.
+hpcfed.assembly.strategy_section); it reads them as ``self.options``.
 """
 from __future__ import annotations
 
@@ -16,32 +16,23 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from hpcfed.config import JobConfig
-from hpcfed.devices import Device
+from hpcfed.config import JobConfig, StrategyOptions
+from hpcfed.population.devices import Device
 from hpcfed.supernet import Arch, ElasticResNet, ResNetSpace, SubnetSpec
-from hpcfed.batched import train_group
-from hpcfed.merge import covering
-from hpcfed.outcome import Outcome
-from hpcfed.plan import Schedule
-from hpcfed.sandwich import train_schedule
+from hpcfed.learning.batched import train_group
+from hpcfed.round.merge import covering
+from hpcfed.round.outcome import Outcome
+from hpcfed.round.plan import Schedule
+from hpcfed.learning.sandwich import train_schedule
 from hpcfed.seeding import rng
-from hpcfed.training import batch_lengths, min_batch, train_subnet
+from hpcfed.learning.training import batch_lengths, min_batch, train_subnet
 
 Fits = Callable[["ClientSlot", Arch], bool]
 
 
 @dataclass(frozen=True)
-class StrategyOptions:
-    """A strategy's options: none here. Subclasses add fields, each with a default, and check them."""
-
-    def check(self, job: JobConfig, key: str) -> None:
-        """Raise a one-line ConfigError naming ``key.<option>`` for an impossible value (``key`` is the
-        options' section, e.g. ``strategy.superfed``); ``job`` gives limits set by other sections."""
-
-
-@dataclass(frozen=True)
 class DistillOptions(StrategyOptions):
-    """Options of the rules that train several subnets per batch (hpcfed.sandwich)."""
+    """Options of the rules that train several subnets per batch (hpcfed.learning.sandwich)."""
 
     distill: bool = True   # later subnets of a batch learn the first's soft outputs (FedSup: in-place
                            # distillation; FjORD: self-distillation); false = cross-entropy for every subnet
@@ -54,7 +45,7 @@ class ClientSlot:
     client: int
     samples: int
     device: Device
-    availability: float   # share of its compute at the round's start (hpcfed.devices)
+    availability: float   # share of its compute at the round's start (hpcfed.population.devices)
     start_s: float = 0.0  # virtual time the round starts
 
 
@@ -63,11 +54,16 @@ class Strategy:
 
     name = "base"
     Options: type[StrategyOptions] = StrategyOptions   # this method's options (job.strategy.options)
-    batchable = True   # the local rule is plain SGD on one subnet, which hpcfed.batched can run for groups
+    batchable = True   # the local rule is plain SGD on one subnet, which hpcfed.learning.batched can run for groups
 
     def __init__(self, job: JobConfig, space: ResNetSpace):
         self.job, self.space = job, space
-        self.options = job.strategy.options
+        options = job.strategy.options
+        if options is None:   # a job built without hpcfed.assembly.job: the method's defaults
+            options = self.Options()
+        elif type(options) is not self.Options:
+            raise TypeError(f"strategy {self.name!r} takes {self.Options.__name__}, not {type(options).__name__}")
+        self.options = options
         # multi-subnet rules: later subnets of a batch learn the first's soft outputs
         self.distill = isinstance(self.options, DistillOptions) and self.options.distill
         self.best_validation, self.validations_since_best, self.stopped = -1.0, 0, ""   # early stopping
@@ -84,7 +80,7 @@ class Strategy:
         return [None if spec is None else (0, spec) for spec in self.assign(round_index, slots, fits, rng)]
 
     def live_models(self) -> tuple[int, ...]:
-        """The models the run holds now (hpcfed.server creates a new one from :meth:`spawned_from`)."""
+        """The models the run holds now (hpcfed.engine.server creates a new one from :meth:`spawned_from`)."""
         return (0,)
 
     def spawned_from(self, model: int) -> int:
@@ -115,7 +111,7 @@ class Strategy:
 
     def local_schedule(self, round_index: int, client: int, spec: SubnetSpec, samples: int) -> Schedule | None:
         """The subnets (any channel sets) each local batch trains, teacher first, for rules that
-        train several per batch or change subnets between batches (hpcfed.sandwich); None = ``spec``'s
+        train several per batch or change subnets between batches (hpcfed.learning.sandwich); None = ``spec``'s
         subnet alone. Drawn from the client's own seeded stream (:meth:`schedule_stream`) on rank 0
         and shipped in the plan."""
         return None
@@ -126,7 +122,7 @@ class Strategy:
 
     def merge_denominator(self, covering_weights: torch.Tensor, contributing_total: int) -> torch.Tensor:
         """The merge's per-element divisor (fixed point) from the weights of the tasks covering each
-        element and the total weight of all contributing tasks (hpcfed.merge); default: the covering."""
+        element and the total weight of all contributing tasks (hpcfed.round.merge); default: the covering."""
         return covering(covering_weights, contributing_total)
 
     def schedule_stream(self, round_index: int, client: int) -> np.random.Generator:
@@ -190,7 +186,7 @@ class Strategy:
     def report(self, test_accuracy: Callable[[list[tuple[int, SubnetSpec]]], np.ndarray]) -> dict | None:
         """What the method reports once the run has ended, beyond the reference evaluations: None, or
         ``{"group": name, "tables": {table: {column: values}}, "attrs": {...}, "root": {...}}`` for the
-        results file (hpcfed.results.ResultsWriter.save_report). ``test_accuracy`` scores (model, spec)
+        results file (hpcfed.record.results.ResultsWriter.save_report). ``test_accuracy`` scores (model, spec)
         pairs on the test set: reporting only, after every decision."""
         return None
 

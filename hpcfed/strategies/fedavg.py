@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hpcfed.config_checks import check
+from hpcfed.config.checks import check
 from hpcfed.errors import ConfigError
 from hpcfed.strategies.base import Strategy, StrategyOptions, fit_or_none
 from hpcfed.supernet import Arch, SubnetSpec

@@ -3,7 +3,7 @@ Federated Image Classification under System Heterogeneity", 2022).
 
 FedSup: every sampled client receives the whole supernet (FedSup assumes every device can hold it,
 so the device's memory is not consulted; a deadline still drops the slow) and trains it with the
-sandwich rule (hpcfed.sandwich): per batch the largest subnet with cross-entropy, then
+sandwich rule (hpcfed.learning.sandwich): per batch the largest subnet with cross-entropy, then
 ``strategy.fedsup.sandwich_random`` random subnets and the smallest with a KL loss against the
 largest's soft outputs (``strategy.fedsup.distill``; cross-entropy when off), gradients
 accumulated, one step. Weights are sample shares under the one aggregation rule (with full slices:
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from hpcfed.config_checks import check, check_choice
+from hpcfed.config.checks import check, check_choice
 from hpcfed.strategies.base import DistillOptions, Strategy, fit_or_none, largest_fitting
 from hpcfed.supernet import Arch, SubnetSpec, cost
 

@@ -4,7 +4,7 @@ A client's p_max is its HeteroFL tier (the widest of ``model.width_choices`` it 
 receives that prefix slice and, per local batch, trains the width level p drawn uniformly from the
 levels <= p_max (ordered dropout: the first ceil(p C) channels of every layer). With
 ``strategy.fjord.distill`` (self-distillation) a batch whose p < p_max trains p_max with
-cross-entropy and p with a KL loss against p_max's soft outputs (hpcfed.sandwich). No output
+cross-entropy and p with a KL loss against p_max's soft outputs (hpcfed.learning.sandwich). No output
 scaler; sample-share weights; the reference subnets are the levels.
 """
 from __future__ import annotations

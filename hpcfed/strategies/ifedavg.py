@@ -1,7 +1,7 @@
 """iFedAvg in one run: FedAvg of several fixed architectures side by side, each its own model.
 
 SuperFed (Khare et al., 2022) measures its family against the same subnets trained alone by FedAvg
-("iFedAvg"). Here the k architectures of ``archs`` train in one run as k models (hpcfed.server
+("iFedAvg"). Here the k architectures of ``archs`` train in one run as k models (hpcfed.engine.server
 holds one weight vector each, all starting from the supernet's initial weights): every round the
 cohort is dealt round-robin, in its random order, into k disjoint groups, one per model (FedNAS's
 "candidates in parallel on partial clients"); a client trains its group's architecture if it can
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hpcfed.config_checks import check
+from hpcfed.config.checks import check
 from hpcfed.strategies.base import Strategy, StrategyOptions, fit_or_none
 from hpcfed.strategies.fedavg import check_arch_name, named_arch
 from hpcfed.supernet import SubnetSpec

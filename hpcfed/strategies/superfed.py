@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hpcfed.aggregate import maxnet_beta
-from hpcfed.config_checks import check, check_choice
+from hpcfed.round.aggregate import maxnet_beta
+from hpcfed.config.checks import check, check_choice
 from hpcfed.strategies.base import Strategy, StrategyOptions
 from hpcfed.supernet import SubnetSpec
 

@@ -4,7 +4,7 @@ Counts convolutions and the classifier (normalisation and additions are ignored:
 percent of a ResNet's MACs); each block is counted by its space's kind (:data:`BLOCK_COUNTS`), as
 the network runs it. Training MACs are taken as 3x the forward MACs per sample (forward, backward
 to activations, backward to weights), the client cost ledger's convention. A spec's explicit
-channel sets count with their sizes, so a dropout subnet (hpcfed.dropout) costs what its kept
+channel sets count with their sizes, so a dropout subnet (hpcfed.learning.dropout) costs what its kept
 channels compute.
 """
 from __future__ import annotations

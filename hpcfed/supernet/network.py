@@ -28,7 +28,7 @@ def network_forward(p: dict[str, torch.Tensor], space: ResNetSpace, arch: Arch, 
 
     Stem, the space's blocks (:data:`BLOCKS`, by ``space.kind``), global average pool, linear head.
     ``scale`` multiplies every convolution output (HeteroFL's training-time scaler 1/r).
-    ``groups`` > 1 runs that many independent copies at once (hpcfed.batched): every parameter
+    ``groups`` > 1 runs that many independent copies at once (hpcfed.learning.batched): every parameter
     carries a leading copy dimension, ``x`` holds the copies' inputs side by side in its channels
     (B, groups x C, H, W), convolutions are grouped, and the logits come back as (B, groups, classes).
     ``statistics`` collects or applies calibrated normalisation statistics (hpcfed.supernet.norm).

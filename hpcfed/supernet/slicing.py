@@ -45,7 +45,7 @@ def selections(space: ResNetSpace, spec: SubnetSpec) -> dict[str, Selection]:
 
     An explicit set holds 1 to the arch's group size distinct channels of the full group; its size
     is the group's width in this subnet (a set smaller than the arch's width drops channels, as
-    DISTREAL's per-layer filter dropout does, hpcfed.dropout)."""
+    DISTREAL's per-layer filter dropout does, hpcfed.learning.dropout)."""
     sizes = space.group_sizes(spec.arch)
     full = space.max_group_sizes()
     sel: dict[str, Selection] = dict(sizes)

@@ -135,7 +135,7 @@ def main(argv: list[str]) -> None:
     rank, world = dist.global_rank, dist.world_size
 
     subnet = build_subnet(meta, task["init_flat"])
-    min_batch = 2 if subnet.space.norm == "bn" else 1   # hpcfed.training's rule
+    min_batch = 2 if subnet.space.norm == "bn" else 1   # hpcfed.learning.training's rule
 
     class PflNet(nn.Module):
         """The Subnet with the ``loss``/``metrics`` pair pfl's PyTorchModel needs."""

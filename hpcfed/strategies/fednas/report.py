@@ -1,0 +1,82 @@
+"""What a FedNAS run reports after it ends: the ``search/`` group of the results file.
+
+``search/candidates`` has one row per candidate of every step (its architecture, dimension and
+place changed, budget, cost, round proposed and dropped, status, client-rounds, client training
+MACs and bytes both ways of the clients that trained it), ``search/scores`` one row per validation
+of a candidate, ``search/family`` one row per step winner (model 0: the warmed-up starting
+architecture) and the chosen architecture after its final training, each with its test accuracy.
+The test set is read here, once, after every decision (hpcfed.strategies.fednas).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from hpcfed.supernet import Arch, SubnetSpec, cost
+
+
+def search_report(strategy, test_accuracy: Callable[[list[tuple[int, SubnetSpec]]], np.ndarray]) -> dict:
+    """``{"group", "tables", "attrs", "root"}`` for hpcfed.record.results.ResultsWriter.save_report."""
+    s, o, space = strategy.state, strategy.options, strategy.space
+    candidates = s["candidates"]
+    arch = strategy.arch_of
+    chosen = s["final"] if s["final"] >= 0 else s["parent"]
+    members = [*s["family"], *([chosen] if chosen not in s["family"] else [])]
+    accuracy = test_accuracy([(m, SubnetSpec(arch(m))) for m in members])
+    costs = [cost(space, arch(m)) for m in members]
+    step_of = {c["model"]: c["step"] for c in candidates}
+    tables = {
+        "candidates": {
+            "model": [c["model"] for c in candidates], "step": [c["step"] for c in candidates],
+            "parent": [c["parent"] for c in candidates], "arch_json": [arch(c["model"]).to_json() for c in candidates],
+            "arch_name": [arch(c["model"]).name for c in candidates],
+            "dimension": [c["dimension"] for c in candidates], "place": [c["place"] for c in candidates],
+            "budget": [c["budget"] for c in candidates], "cost": [c["cost"] for c in candidates],
+            "macs_per_sample": [cost(space, arch(c["model"])).macs for c in candidates],
+            "params": [cost(space, arch(c["model"])).params for c in candidates],
+            "born_round": [c["born"] for c in candidates], "dropped_round": [c["dropped"] for c in candidates],
+            "status": [c["status"] for c in candidates], "client_rounds": [c["client_rounds"] for c in candidates],
+            "client_macs": [c["macs"] for c in candidates], "bytes": [c["bytes"] for c in candidates],
+            "val_accuracy": [c["scores"][-1][1] / c["scores"][-1][2] if c["scores"] else np.nan for c in candidates],
+            "evaluations": [len(c["scores"]) for c in candidates]},
+        "scores": {
+            "model": [c["model"] for c in candidates for _ in c["scores"]],
+            "round": [sc[0] for c in candidates for sc in c["scores"]],
+            "correct": [sc[1] for c in candidates for sc in c["scores"]],
+            "total": [sc[2] for c in candidates for sc in c["scores"]],
+            "loss": [sc[3] for c in candidates for sc in c["scores"]]},
+        "family": {
+            "model": members, "step": [step_of.get(m, -1) if m != s["final"] else -1 for m in members],
+            "role": ["chosen (final training)" if m == s["final"] else ("start" if m == 0 else "step winner")
+                     for m in members],
+            "arch_json": [arch(m).to_json() for m in members], "arch_name": [arch(m).name for m in members],
+            "macs_per_sample": [c.macs for c in costs], "params": [c.params for c in costs],
+            "test_accuracy": list(accuracy)},
+    }
+    search_macs = float(sum(c["macs"] for c in candidates))
+    attrs = {"mode": "straightforward" if o.straightforward else "fednas", "budget": o.budget,
+             "target": strategy.target, "steps": s["step"], "finished": s["phase"] == "done",
+             "candidates_rule": o.candidates, "search_client_macs": search_macs,
+             "search_client_rounds": int(sum(c["client_rounds"] for c in candidates)),
+             "search_bytes": int(sum(c["bytes"] for c in candidates)),
+             "decisions": "federated validation (clients' validation splits); test set read once, after the run"}
+    chosen_arch: Arch = arch(chosen)
+    root = {"chosen_arch": chosen_arch.to_json(), "chosen_model": chosen,
+            "chosen_test_accuracy": float(accuracy[members.index(chosen)]),
+            "chosen_macs": cost(space, chosen_arch).macs, "chosen_params": cost(space, chosen_arch).params}
+    return {"group": "search", "tables": tables, "attrs": attrs, "root": root}
+
+
+def step_ranking(candidates: dict, step: int) -> list[str]:
+    """The architectures (JSON) of one step's candidates, best first as the search judged them: the
+    winner, the other candidates that lasted to the end, then the dropped ones, later drops first;
+    within each, by their last validation accuracy (``candidates``: the ``search/candidates`` table)."""
+    rows = [i for i, s in enumerate(candidates["step"]) if s == step]
+
+    def key(i):
+        dropped = int(candidates["dropped_round"][i])
+        accuracy = float(candidates["val_accuracy"][i])
+        return (candidates["status"][i] != "winner", dropped >= 0, -dropped,
+                -(accuracy if accuracy == accuracy else -1.0), int(candidates["model"][i]))
+    return [candidates["arch_json"][i] for i in sorted(rows, key=key)]

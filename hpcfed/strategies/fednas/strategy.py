@@ -1,0 +1,327 @@
+"""FedNAS: federated architecture search at a fraction of the naive client cost (Yuan et al.).
+
+The search shrinks a starting architecture step by step to a target budget (NetAdapt's skeleton,
+hpcfed.strategies.fednas.candidates; our rules where the paper is silent are in ``../shared/ALGORITHMS.md``). A run
+goes through four phases, each a number of ordinary rounds:
+
+1. *warm-up*: the starting architecture trains on the whole cohort as model 0 (``warmup_rounds``);
+2. *search steps*: a step proposes candidates under the step's budget, each a new model starting
+   from the parent's weights. With FedNAS's three optimisations (the default) every round's cohort
+   is split into disjoint groups, one per live candidate, balanced by predicted training MACs
+   (*parallel candidates on partial clients*); every ``eval_every`` rounds all live candidates are
+   scored on the same clients' validation splits, and candidates behind the best by more than
+   ``delta`` or outside the top fraction ``keep`` are dropped, their clients going to the rest
+   (*early dropping*; a candidate that has not trained yet, when there are more candidates than
+   clients, is judged only once it has); the step ends when its leader has not changed for ``patience`` evaluations,
+   when one candidate is left, or after ``max_rounds`` (*dynamic rounds*). The straightforward
+   baseline (``straightforward: true``) trains every candidate on the whole cohort for
+   ``fixed_rounds`` rounds, one after another, then scores them all in one validation round;
+3. the step's best candidate (validation accuracy, then validation loss) is the next parent and a
+   member of the *family* (one model per budget), until the parent meets the target budget;
+4. *final training*: the chosen architecture trains on the whole cohort (``finetune_rounds``), from
+   the search's weights or, to compare two searches' architectures alone, from the warmed-up
+   start's (``finetune_from``).
+
+Decisions read only federated validation (hpcfed.round.outcome.Outcome.validation); the test set is read
+once, after the run, for :meth:`FedNAS.report` (results group ``search/``).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from hpcfed.strategies.fednas.candidates import MEASURES, measure, netadapt_candidates, sample_candidates, step_budget
+from hpcfed.config.checks import check, check_choice
+from hpcfed.errors import ConfigError
+from hpcfed.round.plan import TRAIN
+from hpcfed.seeding import rng as stream
+from hpcfed.strategies.base import Strategy, StrategyOptions
+from hpcfed.strategies.fedavg import check_arch_name, named_arch
+from hpcfed.strategies.fednas.report import search_report
+from hpcfed.supernet import Arch, SubnetSpec, cost
+
+
+@dataclass(frozen=True)
+class FedNASOptions(StrategyOptions):
+    start: str = "largest"          # starting architecture: largest | smallest | ref<i>
+    budget: str = "macs"            # what the budget counts: macs (forward, per sample) | params
+    target: float = 0.5             # final budget as a fraction of the start's cost, in (0, 1)
+    target_value: float = 0.0       # or an absolute final budget (MACs or parameters); > 0 overrides target
+    shrink: float = 0.25            # first step's budget cut, a fraction of the parent's cost (NetAdapt)
+    shrink_decay: float = 0.96      # the cut is multiplied by this every step
+    candidates: str = "netadapt"    # netadapt (one dimension of one place per candidate) | sampled
+    sampled: int = 8                # sampled: candidates per step
+    warmup_rounds: int = 5          # the start architecture on every client before the first step
+    eval_every: int = 2             # rounds between evaluations of the live candidates
+    delta: float = 0.1              # drop candidates whose validation accuracy is below the best's - delta
+    keep: float = 0.5               # after each evaluation keep at most ceil(keep x live) candidates
+    patience: int = 2               # a step ends when its leader is unchanged for this many evaluations
+    max_rounds: int = 12            # a step ends after this many rounds at most
+    finetune_rounds: int = 10       # the chosen architecture on every client after the search
+    finetune_from: str = "winner"   # its weights at the start of the final training: winner (the search's) |
+                                    # start (the warmed-up start's, sliced: compares architectures alone)
+    straightforward: bool = False   # the baseline: every candidate on all clients for fixed_rounds, in turn
+    fixed_rounds: int = 4           # straightforward: rounds per candidate
+
+    def check(self, job, key):
+        check_arch_name(self.start, f"{key}.start", job)
+        check_choice(self.budget, f"{key}.budget", MEASURES)
+        check(0 < self.target < 1, f"{key}.target", self.target, "a fraction in (0, 1) of the start's cost")
+        check(self.target_value >= 0, f"{key}.target_value", self.target_value, "a budget >= 0 (0 = use target)")
+        check(0 < self.shrink < 1, f"{key}.shrink", self.shrink, "a fraction in (0, 1)")
+        check(0 < self.shrink_decay <= 1, f"{key}.shrink_decay", self.shrink_decay, "a number in (0, 1]")
+        check_choice(self.candidates, f"{key}.candidates", ("netadapt", "sampled"))
+        check_choice(self.finetune_from, f"{key}.finetune_from", ("winner", "start"))
+        check(self.sampled >= 1, f"{key}.sampled", self.sampled, "an integer >= 1")
+        for name in ("warmup_rounds", "finetune_rounds"):
+            check(getattr(self, name) >= 0, f"{key}.{name}", getattr(self, name), "an integer >= 0")
+        for name in ("eval_every", "patience", "fixed_rounds"):
+            check(getattr(self, name) >= 1, f"{key}.{name}", getattr(self, name), "an integer >= 1")
+        check(self.max_rounds >= self.eval_every, f"{key}.max_rounds", self.max_rounds,
+              f"an integer >= eval_every ({self.eval_every}): a step needs one evaluation")
+        check(0 <= self.delta <= 1, f"{key}.delta", self.delta, "an accuracy gap in [0, 1]")
+        check(0 < self.keep <= 1, f"{key}.keep", self.keep, "a fraction in (0, 1] (1 = keep all)")
+        check(job.data.client_val_fraction > 0, "data.client_val_fraction", job.data.client_val_fraction,
+              "a fraction > 0 with strategy fednas: candidates are compared on the clients' validation splits")
+        check(job.eval.val_clients > 0, "eval.val_clients", job.eval.val_clients, "an integer > 0 with strategy fednas")
+
+
+class FedNAS(Strategy):
+    name = "fednas"
+    Options = FedNASOptions
+    batchable = True
+
+    def __init__(self, job, space):
+        super().__init__(job, space)
+        o = self.options
+        self.start = named_arch(self, o.start)
+        unit = "MACs per sample" if o.budget == "macs" else "parameters"
+        start_cost, smallest = measure(space, self.start, o.budget), measure(space, space.smallest(), o.budget)
+        self.target = o.target_value or o.target * start_cost
+        key = "strategy.fednas.target_value" if o.target_value else "strategy.fednas.target"
+        if space.largest() == space.smallest():
+            raise ConfigError("model: the search space holds one architecture; strategy fednas needs elastic "
+                              "choices (model.expand_choices, kernel_choices, width_choices or depths > 1)")
+        if self.target >= start_cost:
+            raise ConfigError(f"{key}: budget {self.target:.6g} {unit} is not below the starting model "
+                              f"{o.start!r} ({start_cost} {unit}); accepted: a budget below it")
+        if self.target < smallest:
+            raise ConfigError(f"{key}: budget {self.target:.6g} {unit} is below the smallest subnet of the space "
+                              f"({smallest} {unit}); no architecture meets it")
+        self.state = {"phase": "warmup", "step": 0, "parent": 0, "rounds": 0, "next_model": 1, "candidates": [],
+                      "leader": -1, "stable": 0, "family": [0], "final": -1, "ended": "",
+                      "archs": {"0": self.start.to_dict()}}
+        if o.warmup_rounds == 0:
+            self.begin_step(0)
+
+    # -- the state ----------------------------------------------------------------------------------
+    def arch_of(self, model: int) -> Arch:
+        return Arch.from_dict(self.state["archs"][str(model)])
+
+    def live_candidates(self) -> list[dict]:
+        return [c for c in self.state["candidates"] if c["step"] == self.state["step"] and c["status"] == "live"]
+
+    def begin_step(self, r: int) -> None:
+        s, o = self.state, self.options
+        parent = self.arch_of(s["parent"])
+        budget = step_budget(measure(self.space, parent, o.budget), s["step"], o.shrink, o.shrink_decay, self.target)
+        if o.candidates == "netadapt":
+            found = netadapt_candidates(self.space, parent, budget, o.budget)
+        else:
+            found = sample_candidates(self.space, parent, budget, o.sampled,
+                                      stream(self.job.seed, "fednas", s["step"]), o.budget)
+        if not found:   # only when the parent is the space's smallest architecture
+            s["ended"] = f"search space exhausted at step {s['step']}: no architecture below the parent"
+            self.begin_finetune()
+            return
+        for c in found:
+            model = s["next_model"]
+            s["next_model"] += 1
+            s["archs"][str(model)] = c.arch.to_dict()
+            s["candidates"].append({"model": model, "step": s["step"], "parent": s["parent"], "dimension": c.dimension,
+                                    "place": c.place, "budget": budget, "cost": measure(self.space, c.arch, o.budget),
+                                    "born": r, "dropped": -1, "status": "live", "client_rounds": 0, "macs": 0.0,
+                                    "bytes": 0, "scores": []})
+        s["phase"], s["rounds"], s["leader"], s["stable"] = "search", 0, -1, 0
+
+    def begin_finetune(self) -> None:
+        s = self.state
+        if self.options.finetune_rounds == 0:
+            s["phase"], s["final"] = "done", s["parent"]
+            return
+        s["final"] = s["next_model"]
+        s["next_model"] += 1
+        s["archs"][str(s["final"])] = s["archs"][str(s["parent"])]
+        s["phase"], s["rounds"] = "finetune", 0
+
+    # -- the strategy interface -----------------------------------------------------------------------
+    def live_models(self):
+        s = self.state
+        live = [*s["family"], *(c["model"] for c in self.live_candidates())]
+        return tuple(sorted(set(live + ([s["final"]] if s["final"] >= 0 else []))))
+
+    def spawned_from(self, model):
+        s = self.state
+        if model == s["final"]:
+            return 0 if self.options.finetune_from == "start" else s["parent"]
+        return next(c["parent"] for c in s["candidates"] if c["model"] == model)
+
+    def assign_models(self, round_index, slots, fits, rng):
+        s, o = self.state, self.options
+        if s["phase"] in ("warmup", "finetune"):
+            model = s["parent"] if s["phase"] == "warmup" else s["final"]
+            return self.everyone(model, slots, fits)
+        live = self.live_candidates()
+        if o.straightforward:
+            block = s["rounds"] // o.fixed_rounds
+            return self.everyone(live[block]["model"], slots, fits) if block < len(live) else [None] * len(slots)
+        return self.balanced(round_index, live, slots, fits)
+
+    def everyone(self, model, slots, fits):
+        spec = SubnetSpec(self.arch_of(model))
+        return [(model, spec) if fits(slot, spec.arch) else None for slot in slots]
+
+    def balanced(self, round_index, live, slots, fits):
+        """Disjoint groups, one per live candidate: clients in order of decreasing samples each go to
+        the candidate it fits with the least predicted training MACs so far (ties rotate by round)."""
+        archs = [self.arch_of(c["model"]) for c in live]
+        per_sample = [cost(self.space, a).train_macs(self.job.train.local_epochs) for a in archs]
+        load = np.zeros(len(live))
+        rotation = [(j + round_index) % len(live) for j in range(len(live))]
+        assigned = [None] * len(slots)
+        for i in sorted(range(len(slots)), key=lambda i: -slots[i].samples):
+            able = [j for j in rotation if fits(slots[i], archs[j])]
+            if able:
+                j = min(able, key=lambda j: load[j] + per_sample[j] * slots[i].samples)
+                load[j] += per_sample[j] * slots[i].samples
+                assigned[i] = (live[j]["model"], SubnetSpec(archs[j]))
+        return assigned
+
+    def idle_round(self, round_index):
+        """The straightforward baseline's validation round: every candidate of the step is trained."""
+        s, o = self.state, self.options
+        return s["phase"] == "search" and o.straightforward and s["rounds"] >= o.fixed_rounds * len(self.live_candidates())
+
+    def references(self):
+        """None: the test set is read once, after the run (:meth:`report`), never during the search."""
+        return []
+
+    def validation_specs(self, round_index):
+        s, o = self.state, self.options
+        if s["phase"] != "search":
+            return []
+        if o.straightforward:
+            due = s["rounds"] == o.fixed_rounds * len(self.live_candidates())
+        else:
+            due = s["rounds"] > 0 and s["rounds"] % o.eval_every == 0
+        return [(c["model"], SubnetSpec(self.arch_of(c["model"]))) for c in self.live_candidates()] if due else []
+
+    def observe(self, round_index, outcome):
+        s, o = self.state, self.options
+        by_model = {c["model"]: c for c in self.live_candidates()}
+        samples = outcome.metrics["samples"]
+        for i in np.flatnonzero(outcome.contributed()):
+            task = outcome.tasks[i]
+            if task.kind == TRAIN and task.model in by_model:
+                c, spent = by_model[task.model], cost(self.space, task.spec)
+                c["client_rounds"] += 1
+                c["macs"] += float(spent.train_macs(int(round(samples[i]))))
+                c["bytes"] += 2 * spent.param_bytes
+        s["rounds"] += 1
+        if s["phase"] == "warmup":
+            if s["rounds"] >= o.warmup_rounds:
+                self.begin_step(round_index + 1)
+        elif s["phase"] == "finetune":
+            if s["rounds"] >= o.finetune_rounds:
+                s["phase"] = "done"
+        elif s["phase"] == "search":
+            scores = {model: v for (model, _), v in outcome.validation().items() if model in by_model and v[1]}
+            if scores:
+                self.judge(round_index, scores, outcome)
+            if o.straightforward:
+                if scores:
+                    self.end_step(round_index)
+            elif len(self.live_candidates()) == 1 or s["stable"] >= o.patience or s["rounds"] >= o.max_rounds:
+                self.end_step(round_index)
+
+    def judge(self, round_index, scores, outcome):
+        """Record the scores; FedNAS drops the clearly worse candidates and tracks the leader."""
+        s, o = self.state, self.options
+        losses = self.validation_losses(outcome)
+        live = self.live_candidates()
+        for c in live:
+            if c["model"] in scores:
+                correct, total = scores[c["model"]]
+                c["scores"].append([round_index, correct, total, losses.get(c["model"], math.nan)])
+        if o.straightforward:
+            return
+        ranked = sorted((c for c in live if c["client_rounds"]), key=rank_key)   # untrained: judged later
+        if not ranked:
+            return
+        best = ranked[0]["scores"][-1][1] / ranked[0]["scores"][-1][2] if ranked[0]["scores"] else 0.0
+        keep = max(1, math.ceil(o.keep * len(ranked)))
+        for position, c in enumerate(ranked):
+            accuracy = c["scores"][-1][1] / c["scores"][-1][2] if c["scores"] else 0.0
+            if position >= keep or accuracy < best - o.delta:
+                c["status"], c["dropped"] = "dropped", round_index
+        s["stable"] = s["stable"] + 1 if ranked[0]["model"] == s["leader"] else 0
+        s["leader"] = ranked[0]["model"]
+
+    @staticmethod
+    def validation_losses(outcome):
+        """Mean validation loss per model from the evaluate tasks (ties of accuracy are broken by it)."""
+        sums: dict[int, list[float]] = {}
+        for i, task in enumerate(outcome.tasks):
+            if task.kind != TRAIN:
+                total = sums.setdefault(task.model, [0.0, 0.0])
+                total[0] += float(outcome.metrics["loss_sum"][i])
+                total[1] += float(outcome.metrics["total"][i])
+        return {m: loss / n for m, (loss, n) in sums.items() if n}
+
+    def end_step(self, round_index):
+        s = self.state
+        live = sorted(self.live_candidates(), key=rank_key)
+        winner = live[0]
+        for c in live:
+            c["status"] = "winner" if c is winner else "lost"
+        s["family"].append(winner["model"])
+        s["parent"], s["step"] = winner["model"], s["step"] + 1
+        if measure(self.space, self.arch_of(winner["model"]), self.options.budget) <= self.target:
+            self.begin_finetune()
+        else:
+            self.begin_step(round_index + 1)
+
+    def status(self):
+        s = self.state
+        if s["phase"] == "search":
+            return f"step {s['step']}: {len(self.live_candidates())} candidates live"
+        return {"warmup": "warm-up", "finetune": "final training", "done": "search done"}[s["phase"]]
+
+    def stop_reason(self):
+        s = self.state
+        if s["phase"] != "done":
+            return ""
+        chosen = self.arch_of(s["final"]).name
+        how = s["ended"] or f"target budget met after {s['step']} steps"
+        return f"search finished: {how}; chosen {chosen}"
+
+    def state_dict(self):
+        return {"fednas": np.frombuffer(json.dumps(self.state, sort_keys=True).encode(), dtype=np.uint8).copy()}
+
+    def load_state_dict(self, state):
+        self.state = json.loads(np.asarray(state["fednas"], dtype=np.uint8).tobytes().decode())
+
+    def report(self, test_accuracy):
+        return search_report(self, test_accuracy)
+
+
+def rank_key(candidate: dict) -> tuple:
+    """Best first: latest validation accuracy, then lower validation loss, then proposal order; a
+    candidate not yet trained or scored comes last."""
+    if not candidate["scores"] or not candidate["client_rounds"]:
+        return (1, 0.0, 0.0, candidate["model"])
+    _, correct, total, loss = candidate["scores"][-1]
+    return (0, -correct / total, loss if loss == loss else math.inf, candidate["model"])
