@@ -8,6 +8,8 @@ import numpy as np
 from hpcfed.data.cifar import write_cifar10_batch
 from hpcfed.data.cifar100 import write_random_cifar100
 from hpcfed.data.femnist import FILES, random_writers, write_femnist
+from hpcfed.population.devices import Device
+from hpcfed.strategies import ClientSlot
 from hpcfed.supernet import MobileNetSpace, ResNetSpace
 
 
@@ -72,3 +74,14 @@ def run_plan(host, round_index: int, tasks, models: dict):
     from hpcfed.engine.backend import SerialBackend
     from hpcfed.round.plan import RoundPlan
     return SerialBackend(host).run(RoundPlan(round_index, tuple(tasks)), models, lambda: None)
+
+
+def specs_of(assigned) -> list:
+    """The specs of a one-model strategy's assignment (Strategy.assign gives (model, spec) or None)."""
+    assert all(a is None or a[0] == 0 for a in assigned)
+    return [None if a is None else a[1] for a in assigned]
+
+
+def slot_of(client: int, samples: int, memory_bytes: float = 1e9) -> ClientSlot:
+    """A sampled client with ``samples`` training samples on a fast device, at full compute."""
+    return ClientSlot(client, samples, Device(1e9, memory_bytes, 1e6, 1e6), 1.0)

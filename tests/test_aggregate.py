@@ -6,13 +6,12 @@ written out with their arithmetic.
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 import pytest
 import torch
 
-from hpcfed.round.aggregate import FRACTION_BITS, SCALE, accumulate, divide_keep, from_fixed, masked_average, maxnet_beta, to_fixed
+from hpcfed.round.aggregate import FRACTION_BITS, SCALE, accumulate, divide_keep, from_fixed, masked_average, to_fixed
 
 
 def fresh(p: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,30 +129,3 @@ def test_order_invariance_result_matches_reference_and_keeps_uncovered():
     uncovered = sum(masks) == 0
     assert uncovered.any()                       # the case exists in this draw
     assert np.array_equal(new[uncovered], old[uncovered])
-
-
-# --- MaxNet's beta ---------------------------------------------------------------------------------
-
-def test_maxnet_beta_endpoints_and_midpoint_by_hand():
-    # rounds 10, decay_fraction 0.8: T = 8.  beta(4) = 0.9 * ((1 - a) * 0.5 * (1 + cos(pi/2)) + a)
-    # with a = 0.25 / 0.9, i.e. 0.5 * (0.9 + 0.25) = 0.575.
-    assert maxnet_beta(0, 10, 0.9, 0.25, 0.8) == pytest.approx(0.9, abs=1e-12)
-    assert maxnet_beta(4, 10, 0.9, 0.25, 0.8) == pytest.approx(0.575, abs=1e-12)
-    assert maxnet_beta(8, 10, 0.9, 0.25, 0.8) == pytest.approx(0.25, abs=1e-12)
-    # beta(2): cos(pi/4) = sqrt(2)/2 -> 0.25 + 0.65 * 0.5 * (1 + sqrt(2)/2)
-    assert maxnet_beta(2, 10, 0.9, 0.25, 0.8) == pytest.approx(0.25 + 0.325 * (1 + math.sqrt(0.5)), abs=1e-12)
-
-
-@pytest.mark.parametrize("rounds, beta0, beta_end, fraction", [
-    (40, 0.9, 0.125, 0.8), (10, 1.0, 0.0, 0.5), (7, 0.6, 0.2, 1.0), (100, 0.9, 0.05, 0.3)])
-def test_maxnet_beta_decays_monotonically_then_stays(rounds, beta0, beta_end, fraction):
-    horizon = fraction * rounds
-    betas = [maxnet_beta(t, rounds, beta0, beta_end, fraction) for t in range(rounds + 5)]
-    assert betas[0] == pytest.approx(beta0, abs=1e-12)
-    if float(horizon).is_integer():
-        assert betas[int(horizon)] == pytest.approx(beta_end, abs=1e-12)
-    after = [b for t, b in enumerate(betas) if t >= horizon]
-    assert after and all(b == pytest.approx(beta_end, abs=1e-12) for b in after)
-    assert all(a >= b for a, b in zip(betas, betas[1:]))
-    before = [b for t, b in enumerate(betas) if t <= horizon]
-    assert all(a > b for a, b in zip(before, before[1:]))        # strictly decreasing until T

@@ -46,7 +46,7 @@ def test_each_batch_takes_the_best_entry_that_fits_the_compute_the_device_has_th
     for client in range(job.clients.total):
         device, samples = population.device(client), int(data.samples_per_client()[client])
         slot = ClientSlot(client, samples, device, population.availability(client, 3.0), 3.0)
-        plan = strategy.device_schedule(2, slot, strategy.full)
+        plan = strategy.schedule(2, slot, strategy.full)
         lengths = batch_lengths(samples, job.train, min_batch(space.norm))
         assert len(plan) == len(lengths)
         down, up = full.param_bytes / device.down_bytes_per_s, full.param_bytes / device.up_bytes_per_s

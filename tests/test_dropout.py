@@ -199,8 +199,8 @@ def test_a_dropout_schedule_costs_its_batches_kept_channels():
     vector = DropoutVector.of(space, MIXED)
 
     class Dropping(FedAvg):
-        def local_schedule(self, round_index, client, spec, samples):
-            return schedule(space, [vector] * self.local_batches(samples), job.seed, client, round_index)
+        def schedule(self, round_index, slot, spec):
+            return schedule(space, [vector] * self.local_batches(slot.samples), job.seed, slot.client, round_index)
 
     slot = ClientSlot(1, 32, DEVICE, 1.0)
     plain, dropping = Costs(job, space, FedAvg(job, space)), Costs(job, space, Dropping(job, space))

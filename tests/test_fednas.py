@@ -14,7 +14,7 @@ from hpcfed.strategies.fednas.candidates import measure, netadapt_candidates, sa
 from hpcfed.assembly.job import load_job
 from hpcfed.population.devices import Device
 from hpcfed.round.plan import EVALUATE, TRAIN, Task
-from hpcfed.record.results import read_results
+from hpcfed.record.reading import read_results
 from hpcfed.strategies import ClientSlot, make_strategy
 from hpcfed.supernet import ResNetSpace, SubnetSpec
 from hpcfed.supernet.mobilenet import MobileNetSpace
@@ -84,7 +84,7 @@ def test_groups_are_disjoint_cover_the_cohort_and_balance_predicted_work():
     live = [c["model"] for c in strategy.live_candidates()]
     assert len(live) >= 5
     cohort = slots(23)
-    assigned = strategy.assign_models(0, cohort, lambda slot, arch: True, np.random.default_rng(0))
+    assigned = strategy.assign(0, cohort, lambda slot, arch: True, np.random.default_rng(0))
     assert all(a is not None and a[0] in live for a in assigned)       # every client in exactly one group
     assert {a[0] for a in assigned} == set(live)                       # every live candidate gets clients
     load = {m: 0.0 for m in live}
@@ -125,7 +125,7 @@ def test_dropping_keeps_the_top_fraction_within_delta_and_a_stable_leader_ends_t
     strategy.observe(0, outcome_of(strategy, 0, scores))
     survivors = [c["model"] for c in strategy.live_candidates()]
     assert live[0] not in survivors and set(survivors) == set(live[1:])
-    assert strategy.live_models() == tuple(sorted({0, *survivors}))   # a dropped model is gone for good
+    assert tuple(strategy.models()) == tuple(sorted({0, *survivors}))   # a dropped model is gone for good
     for r in (1, 2):                                           # the same leader twice more: the step ends
         strategy.observe(r, outcome_of(strategy, r, scores))
     assert strategy.state["step"] == 1 and strategy.state["family"] == [0, live[-1]]

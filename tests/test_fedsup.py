@@ -16,7 +16,7 @@ from hpcfed.population.devices import Device
 from hpcfed.round.merge import merge
 from hpcfed.round.outcome import Outcome
 from hpcfed.round.plan import RoundPlan, needed_slices
-from hpcfed.record.results import read_results
+from hpcfed.record.reading import read_results
 from hpcfed.assembly.parts import build_space, load_data
 from hpcfed.learning.sandwich import sandwich_step_loss, train_schedule
 from hpcfed.seeding import rng as seeded_rng
@@ -26,7 +26,7 @@ from hpcfed.strategies.fjord import FjORD
 from hpcfed.supernet import Arch, ElasticResNet, SubnetSpec, cost
 from hpcfed.learning.training import batch_lengths, batch_schedule, min_batch
 from hpcfed.engine.worker import ClientHost
-from tests.fakes import run_plan, tiny_mobilenet, tiny_space, train_task
+from tests.fakes import specs_of, run_plan, tiny_mobilenet, tiny_space, train_task
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TRAIN = TrainConfig(local_epochs=2, batch_size=8, lr=0.05, clip_norm=0.0)
@@ -108,9 +108,9 @@ def test_fedsup_ships_the_whole_supernet_and_its_schedule_is_the_sandwich():
     space = tiny_space("bn", width_choices=(0.5, 1.0))
     strategy = FedSup(make_job(name="fedsup", sandwich_random=3), space)
     slots = [slot(0, memory_bytes=1.0), slot(5)]          # FedSup does not consult the device
-    specs = strategy.assign(0, slots, lambda s, a: False, seeded_rng(0, "assign", 0))
+    specs = specs_of(strategy.assign(0, slots, lambda s, a: False, seeded_rng(0, "assign", 0)))
     assert specs == [SubnetSpec(space.largest())] * 2
-    schedule = strategy.local_schedule(2, 5, specs[1], samples=30)
+    schedule = strategy.schedule(2, slot(5, samples=30), specs[1])
     assert len(schedule) == len(batch_lengths(30, TRAIN, 2)) == 8
     randoms = set()
     for batch in schedule:
@@ -119,9 +119,9 @@ def test_fedsup_ships_the_whole_supernet_and_its_schedule_is_the_sandwich():
         assert all(s.is_prefix for s in batch)
         randoms.update(archs[1:-1])
     assert len(randoms) > 3 and all(space.validate(a) for a in randoms)
-    assert schedule == strategy.local_schedule(2, 5, specs[1], samples=30)       # seeded per round and client
-    assert schedule != strategy.local_schedule(3, 5, specs[1], samples=30)
-    assert schedule != strategy.local_schedule(2, 6, specs[1], samples=30)
+    assert schedule == strategy.schedule(2, slot(5, samples=30), specs[1])       # seeded per round and client
+    assert schedule != strategy.schedule(3, slot(5, samples=30), specs[1])
+    assert schedule != strategy.schedule(2, slot(6, samples=30), specs[1])
 
 
 @pytest.mark.parametrize("make_space", [tiny_space, tiny_mobilenet])
@@ -147,7 +147,7 @@ def test_efedsup_device_tiers_are_the_largest_reference_subnet_that_fits():
     assert need == sorted(need)
     fits = lambda s, a: cost(space, a).train_memory_bytes(TRAIN.batch_size) <= s.device.memory_bytes  # noqa: E731
     memories = [need[0] - 1, *need, (need[1] + need[-1]) / 2]
-    specs = strategy.assign(0, [slot(i, m) for i, m in enumerate(memories)], fits, seeded_rng(0, "assign", 0))
+    specs = specs_of(strategy.assign(0, [slot(i, m) for i, m in enumerate(memories)], fits, seeded_rng(0, "assign", 0)))
     assert specs[0] is None and len(set(specs[1:])) > 2
     for memory, spec in zip(memories[1:], specs[1:]):
         assert spec == SubnetSpec(tiers[max(j for j, n in enumerate(need) if n <= memory)])
@@ -159,7 +159,7 @@ def test_efedsup_fixed4_tiers_follow_the_client_and_the_parameter_bands():
     low, high = cost(space, space.smallest()).params, cost(space, space.largest()).params
     middle = (low + high) / 2
     for r in range(5):
-        specs = strategy.assign(r, [slot(c) for c in range(8)], lambda s, a: True, seeded_rng(0, "assign", r))
+        specs = specs_of(strategy.assign(r, [slot(c) for c in range(8)], lambda s, a: True, seeded_rng(0, "assign", r)))
         params = [cost(space, s.arch).params for s in specs]
         for c in (0, 4):
             assert specs[c].arch == space.smallest()
@@ -181,7 +181,7 @@ def test_efedsup_trains_and_ships_nothing_outside_the_clients_slice():
         assert 0 < len(index) < model.num_params
         outside = torch.ones(model.num_params, dtype=torch.bool)
         outside[index] = False
-        schedule = strategy.local_schedule(0, client, spec, int(data.samples_per_client()[client]))
+        schedule = strategy.schedule(0, slot(client, samples=int(data.samples_per_client()[client])), spec)
         for specs in schedule:
             for s in specs:
                 assert not outside[model.flat_index(s)].any()
@@ -223,7 +223,7 @@ def test_fjord_levels_stay_within_each_clients_p_max(distill):
         top = Arch(full.depths, full.expands, full.kernels, p_max)
         levels = []
         for client in range(6):
-            for specs in strategy.local_schedule(1, client, SubnetSpec(top), samples=40):
+            for specs in strategy.schedule(1, slot(client, samples=40), SubnetSpec(top)):
                 archs = tuple(s.arch for s in specs)
                 level = archs[-1]
                 assert level.width <= p_max and level.depths == full.depths and level.expands == full.expands
@@ -241,7 +241,7 @@ def test_fjord_assigns_the_widest_fitting_tier_as_p_max():
     strategy = FjORD(make_job(name="fjord"), space)
     need = [cost(space, a).train_memory_bytes(TRAIN.batch_size) for a in strategy.tiers()]
     fits = lambda s, a: cost(space, a).train_memory_bytes(TRAIN.batch_size) <= s.device.memory_bytes  # noqa: E731
-    specs = strategy.assign(0, [slot(0, need[1]), slot(1, need[2]), slot(2, need[0] - 1)], fits, None)
+    specs = specs_of(strategy.assign(0, [slot(0, need[1]), slot(1, need[2]), slot(2, need[0] - 1)], fits, None))
     assert [s and s.arch.width for s in specs] == [0.5, 1.0, None]
 
 
@@ -270,7 +270,7 @@ def test_a_run_logs_the_schedules_macs_and_the_slices_bytes(tmp_path, strategy):
         sizes.add(arch)
         assert c["bytes_down"][i] == c["bytes_up"][i] == 4 * cost(space, arch).params
         n = int(per_client[c["client"][i]])
-        schedule = strat.local_schedule(int(c["round"][i]), int(c["client"][i]), SubnetSpec(arch), n)
+        schedule = strat.schedule(int(c["round"][i]), slot(int(c["client"][i]), samples=n), SubnetSpec(arch))
         lengths = batch_lengths(n, job.train, min_batch(space.norm))
         assert c["samples"][i] == sum(lengths)
         want = sum(n * sum(cost(space, s.arch).train_macs(1) for s in step) for n, step in zip(lengths, schedule))

@@ -16,7 +16,7 @@ from tests.loading import load_data
 from hpcfed.data.femnist import FILES, random_writers, write_femnist
 from hpcfed.data.partition import choose_groups
 from hpcfed.errors import DataError
-from hpcfed.record.results import read_results
+from hpcfed.record.reading import read_results
 from hpcfed.assembly.parts import build_space
 from hpcfed.supernet import ElasticResNet
 from tests.fakes import WRITERS, write_cifar100, write_fed_emnist

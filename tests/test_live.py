@@ -17,7 +17,8 @@ from hpcfed.runtime import interrupts
 from hpcfed.record import live
 from hpcfed.errors import HpcfedError
 from hpcfed.experiments.launch import MPI_ENV, mpirun
-from hpcfed.record.results import CLIENT_COLUMNS, ROUND_COLUMNS, ResultsWriter, read_results
+from hpcfed.record.results import CLIENT_COLUMNS, ROUND_COLUMNS, ResultsWriter
+from hpcfed.record.reading import read_results
 from tests.launch import ROOT, TINY, run_hpcfed
 
 ROUNDS = 16
@@ -156,7 +157,7 @@ def test_readers_never_see_half_a_write(tmp_path):
 READER = """
 import sys
 from hpcfed.errors import HpcfedError
-from hpcfed.record.results import read_results
+from hpcfed.record.reading import read_results
 from tests.test_live import assert_consistent
 print("ready", flush=True)
 reads = 0

@@ -20,8 +20,9 @@ from hpcfed.learning.sandwich import train_schedule
 from hpcfed.seeding import torch_generator
 from hpcfed.strategies import make_strategy
 from hpcfed.supernet import Arch, ElasticResNet, SubnetSpec
+from hpcfed.engine.controller import Controller
 from hpcfed.engine.worker import ClientHost
-from tests.fakes import run_plan, tiny_space, train_task
+from tests.fakes import run_plan, slot_of, tiny_space, train_task
 from tests.test_strategies import make_slots
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -56,7 +57,7 @@ def test_the_host_runs_exactly_the_tasks_schedules_and_footprints_the_plan_names
     strategy.train_client = lambda m, spec, x, y, g, schedule: calls.append((len(y), spec, schedule)) or \
         train_client(m, spec, x, y, g, schedule)
     small = SubnetSpec(space.smallest())
-    schedules = {c: tuple(strategy.local_schedule(0, c, small, int(data.samples_per_client()[c]))) for c in (1, 4)}
+    schedules = {c: tuple(strategy.schedule(0, slot_of(c, int(data.samples_per_client()[c])), small)) for c in (1, 4)}
     plan = RoundPlan(0, tuple(train_task(i, c, small, 0.5, schedule=schedules[c]) for i, c in enumerate((1, 4))))
     assert pickle.loads(pickle.dumps(plan)) == plan          # what the MPI backend broadcasts
     base = model.flat.detach().clone()
@@ -132,8 +133,9 @@ def test_client_validation_scores_equal_a_direct_computation(data):
     assert outcome.metrics["loss_sum"][3] == pytest.approx(loss, rel=1e-6)
 
 
-def test_observe_receives_validation_and_stops_after_patience(data):
+def test_the_controller_observes_validation_and_stops_after_patience(data):
     job, space, model, strategy, host = setup(data, **{"eval.val_every": 1, "eval.patience": 2, "eval.min_delta": 0.5})
+    controller = Controller(job, strategy)
     seen = []
     observe = strategy.observe
     strategy.observe = lambda r, outcome: seen.append(outcome.validation()) or observe(r, outcome)
@@ -144,22 +146,23 @@ def test_observe_receives_validation_and_stops_after_patience(data):
         tasks = [Task(i, EVALUATE, 3, m, s) for i, (m, s) in enumerate(targets)]
         _, outcome = run_plan(host, r, tasks, {0: base})
         strategy.observe(r, outcome)
+        controller.observe(r, outcome)
         assert set(seen[-1]) == set(targets)
-        assert bool(strategy.stop_reason()) == (r == 2)   # the same weights never improve by 0.5
-    assert "early stop after round 2" in strategy.stop_reason()
-    restored = make_strategy(job, space)
-    restored.load_state_dict(strategy.state_dict())
-    assert restored.stop_reason() == strategy.stop_reason()
+        assert bool(controller.stop_reason(r + 1)) == (r == 2)   # the same weights never improve by 0.5
+    assert "early stop after round 2" in controller.stop_reason(3)
+    restored = Controller(job, make_strategy(job, space))
+    restored.load_state_dict(controller.state_dict())
+    assert restored.stop_reason(3) == controller.stop_reason(3)
 
 
 def test_ifedavg_deals_the_cohort_into_one_group_per_model_and_references_each(data):
     job, space, model, strategy, host = setup(data, "ifedavg", **{"strategy.ifedavg.archs": "[smallest,ref2,largest]"})
     archs = [space.smallest(), space.references(job.eval.subnets)[2], space.largest()]
-    assert strategy.live_models() == (0, 1, 2)
+    assert strategy.models() == {0: 0, 1: 0, 2: 0}   # every model starts from the initial supernet
     assert strategy.references() == [(m, SubnetSpec(a)) for m, a in enumerate(archs)]
     slots = make_slots(list(range(7)))
     too_small = lambda slot, arch: not (slot.client == 4 and arch == archs[1])   # noqa: E731
-    assigned = strategy.assign_models(0, slots, too_small, None)
+    assigned = strategy.assign(0, slots, too_small, None)
     assert assigned == [(i % 3, SubnetSpec(archs[i % 3])) if i != 4 else None for i in range(7)]
     with pytest.raises(ConfigError, match=r"strategy.ifedavg.archs\[1\] = 'ref9'"):
         load_job(None, ["strategy.name=ifedavg", "strategy.ifedavg.archs=[smallest,ref9]"])

@@ -2,18 +2,20 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
 import torch
 
-from hpcfed.round.aggregate import SCALE, maxnet_beta
+from hpcfed.round.aggregate import SCALE
 from hpcfed.config import ClientsConfig, JobConfig, StrategyConfig, TrainConfig
 from tests.loading import load_data
 from hpcfed.population.devices import Device
 from hpcfed.errors import ConfigError
 from hpcfed.seeding import rng as seeded_rng
 from hpcfed.seeding import torch_generator
+from hpcfed.strategies.superfed import maxnet_beta
 from hpcfed.strategies import STRATEGIES, ClientSlot, make_strategy
 from hpcfed.strategies.distreal.strategy import Distreal
 from hpcfed.strategies.fedavg import FedAvg
@@ -28,7 +30,7 @@ from hpcfed.strategies.superfed import SuperFed
 from hpcfed.supernet import Arch, ElasticResNet, SubnetSpec, cost
 from hpcfed.learning.training import train_subnet
 from hpcfed.engine.worker import ClientHost
-from tests.fakes import run_plan, tiny_space, train_task
+from tests.fakes import specs_of, run_plan, tiny_space, train_task
 
 DEVICE = Device(speed_macs_per_s=1e9, memory_bytes=1e8, down_bytes_per_s=1e6, up_bytes_per_s=1e6)
 
@@ -64,7 +66,7 @@ def test_tracking_sandwich_serves_least_served_clients_first():
     for r in range(8):
         largest_before = strategy.largest_count.copy()
         smallest_before = strategy.smallest_count.copy()
-        specs = strategy.assign(r, slots, fits_all, seeded_rng(0, "assign", r))
+        specs = specs_of(strategy.assign(r, slots, fits_all, seeded_rng(0, "assign", r)))
         assert len(specs) == 4 and all(isinstance(s, SubnetSpec) and s.is_prefix for s in specs)
         # exactly one client's largest counter and one other client's smallest counter went up by one
         got_largest = np.flatnonzero(strategy.largest_count != largest_before)
@@ -92,15 +94,15 @@ def test_tracking_sandwich_serves_least_served_clients_first():
 def test_tracking_sandwich_counters_checkpoint():
     space = tiny_space()
     strategy = SuperFed(make_job(total=6), space)
-    strategy.assign(0, make_slots([0, 1, 2]), fits_all, seeded_rng(0, "assign", 0))
+    specs_of(strategy.assign(0, make_slots([0, 1, 2]), fits_all, seeded_rng(0, "assign", 0)))
     state = strategy.state_dict()
     other = SuperFed(make_job(total=6), space)
     other.load_state_dict(state)
     assert other.largest_count.tolist() == strategy.largest_count.tolist()
     assert other.smallest_count.tolist() == strategy.smallest_count.tolist()
     slots = make_slots([0, 1, 2])
-    assert strategy.assign(1, slots, fits_all, seeded_rng(0, "assign", 1)) == \
-        other.assign(1, slots, fits_all, seeded_rng(0, "assign", 1))
+    assert specs_of(strategy.assign(1, slots, fits_all, seeded_rng(0, "assign", 1))) == \
+        specs_of(other.assign(1, slots, fits_all, seeded_rng(0, "assign", 1)))
 
 
 def test_clients_get_only_archs_that_fit_and_never_the_largest_when_it_does_not():
@@ -122,7 +124,7 @@ def test_clients_get_only_archs_that_fit_and_never_the_largest_when_it_does_not(
     slots = make_slots([0, 2, 4, 5])
     seen_for_2 = set()
     for r in range(12):
-        specs = strategy.assign(r, slots, fits, seeded_rng(1, "assign", r))
+        specs = specs_of(strategy.assign(r, slots, fits, seeded_rng(1, "assign", r)))
         for slot, spec in zip(slots, specs):
             if slot.client == 5:
                 assert spec is None
@@ -146,7 +148,7 @@ def test_other_distributions_respect_fits(distribution):
     fits = lambda slot, arch: slot.client % 2 == 0 or cost(space, arch).macs <= budget  # noqa: E731
     slots = make_slots([0, 1, 2, 3, 4, 5])
     for r in range(5):
-        for slot, spec in zip(slots, strategy.assign(r, slots, fits, seeded_rng(2, "assign", r))):
+        for slot, spec in zip(slots, specs_of(strategy.assign(r, slots, fits, seeded_rng(2, "assign", r)))):
             assert spec is not None and fits(slot, spec.arch)
     if distribution == "random":
         assert strategy.largest_count.sum() == 0 == strategy.smallest_count.sum()
@@ -215,10 +217,10 @@ def test_fedavg_assigns_its_arch_to_everyone_who_fits(choice):
     expected = {"largest": space.largest(), "smallest": space.smallest(),
                 "ref2": space.references(5)[2]}[choice]
     slots = make_slots([0, 1, 2, 3])
-    specs = strategy.assign(0, slots, fits_all, seeded_rng(0, "assign", 0))
+    specs = specs_of(strategy.assign(0, slots, fits_all, seeded_rng(0, "assign", 0)))
     assert specs == [SubnetSpec(expected)] * 4
     refuse_2 = lambda slot, arch: slot.client != 2  # noqa: E731
-    specs = strategy.assign(1, slots, refuse_2, seeded_rng(0, "assign", 1))
+    specs = specs_of(strategy.assign(1, slots, refuse_2, seeded_rng(0, "assign", 1)))
     assert specs == [SubnetSpec(expected), SubnetSpec(expected), None, SubnetSpec(expected)]
     np.testing.assert_array_equal(strategy.weights(0, slots, specs), [10.0, 20.0, 30.0, 40.0])
     assert strategy.train_scale(SubnetSpec(expected)) == 1.0
@@ -231,16 +233,16 @@ def test_heterofl_gives_the_widest_fitting_tier_and_scale_one_over_r():
     assert full == Arch((2, 2), ((1.0, 1.0), (1.0, 1.0)), ((5, 5), (5, 5)), 1.0)
     limit = {0: 1.0, 1: 0.6, 2: 0.25, 3: 0.2}       # widest width each client can hold
     fits = lambda slot, arch: arch.width <= limit[slot.client]  # noqa: E731
-    specs = strategy.assign(0, make_slots([0, 1, 2, 3]), fits, seeded_rng(0, "assign", 0))
+    specs = specs_of(strategy.assign(0, make_slots([0, 1, 2, 3]), fits, seeded_rng(0, "assign", 0)))
     assert specs[3] is None
     assert [s.arch.width for s in specs[:3]] == [1.0, 0.5, 0.25]
     for spec in specs[:3]:
         assert spec.is_prefix
         assert (spec.arch.depths, spec.arch.expands, spec.arch.kernels) == (full.depths, full.expands, full.kernels)
     assert [strategy.train_scale(s) for s in specs[:3]] == [1.0, 2.0, 4.0]
-    assert [s.arch.width for s in strategy.reference_subnets()] == [0.25, 0.5, 1.0]
+    assert [s.arch.width for _, s in strategy.references()] == [0.25, 0.5, 1.0]
     # the same client gets the same tier every round
-    again = strategy.assign(7, make_slots([0, 1, 2, 3]), fits, seeded_rng(0, "assign", 7))
+    again = specs_of(strategy.assign(7, make_slots([0, 1, 2, 3]), fits, seeded_rng(0, "assign", 7)))
     assert again == specs
 
 
@@ -264,7 +266,7 @@ def test_fedrolex_window_covers_every_channel_exactly_equally(tier):
     counts = {group: np.zeros(size, dtype=int) for group, size in full.items()}
     rounds = int(np.lcm.reduce(list(full.values())))       # a multiple of every group's C
     for r in range(rounds):
-        spec = strategy.assign(r, make_slots([0]), fits, seeded_rng(0, "assign", r))[0]
+        spec = specs_of(strategy.assign(r, make_slots([0]), fits, seeded_rng(0, "assign", r)))[0]
         assert spec.arch.width == tier and strategy.train_scale(spec) == 1 / tier
         channels = dict(spec.channels)
         assert set(channels) == set(full)                   # every group is narrowed at this tier
@@ -280,7 +282,7 @@ def test_federated_dropout_draws_random_channel_subsets_of_the_tier_size():
     space = tiny_space(width_choices=(0.5, 1.0))
     strategy = FederatedDropout(make_job(name="feddropout"), space)
     fits = lambda slot, arch: arch.width <= (0.5 if slot.client < 3 else 1.0)  # noqa: E731
-    specs = strategy.assign(4, make_slots([0, 1, 2, 3]), fits, seeded_rng(0, "assign", 4))
+    specs = specs_of(strategy.assign(4, make_slots([0, 1, 2, 3]), fits, seeded_rng(0, "assign", 4)))
     assert specs[3] == SubnetSpec(space.largest())                # the full width has nothing to drop
     full, sizes = space.max_group_sizes(), space.group_sizes(specs[0].arch)
     for spec in specs[:3]:
@@ -288,8 +290,8 @@ def test_federated_dropout_draws_random_channel_subsets_of_the_tier_size():
             assert len(chosen) == sizes[group] < full[group] and len(set(chosen)) == len(chosen)
             assert 0 <= min(chosen) and max(chosen) < full[group]
     assert len({spec.channels for spec in specs[:3]}) == 3        # clients draw independently
-    again = strategy.assign(4, make_slots([0, 1, 2, 3]), fits, seeded_rng(0, "assign", 4))
-    later = strategy.assign(5, make_slots([0, 1, 2, 3]), fits, seeded_rng(0, "assign", 5))
+    again = specs_of(strategy.assign(4, make_slots([0, 1, 2, 3]), fits, seeded_rng(0, "assign", 4)))
+    later = specs_of(strategy.assign(5, make_slots([0, 1, 2, 3]), fits, seeded_rng(0, "assign", 5)))
     assert again == specs and later[:3] != specs[:3]               # seeded per round
 
 
@@ -321,7 +323,7 @@ def test_client_host_fedavg_fuses_the_weighted_average_of_separately_trained_cli
     model = ElasticResNet(space, torch.Generator().manual_seed(0))
     base = model.flat.detach().clone()
     host = ClientHost(model, strategy, digits, device=torch.device("cpu"))
-    spec = strategy.assign(3, make_slots([2, 0]), fits_all, seeded_rng(0, "assign", 3))[0]
+    spec = specs_of(strategy.assign(3, make_slots([2, 0]), fits_all, seeded_rng(0, "assign", 3)))[0]
     assert spec == SubnetSpec(space.largest())
     sums, outcome = run_plan(host, 3, [train_task(0, 2, spec, 0.25), train_task(1, 0, spec, 0.75)], {0: base})
     assert list(sums) == [0] and sums[0].dtype == torch.int64 and sums[0].shape == (model.num_params,)
@@ -380,10 +382,37 @@ def test_fedavg_trains_any_architecture_of_the_space_given_by_name():
     space = tiny_space()
     arch = space.sample(np.random.default_rng(4))
     strategy = make_strategy(make_job(name="fedavg", arch=arch.name), space)
-    assert strategy.reference_subnets() == [SubnetSpec(arch)]
-    specs = strategy.assign(0, make_slots([0, 1]), lambda slot, a: True, seeded_rng(0, "assign", 0))
+    assert strategy.references() == [(0, SubnetSpec(arch))]
+    specs = specs_of(strategy.assign(0, make_slots([0, 1]), lambda slot, a: True, seeded_rng(0, "assign", 0)))
     assert specs == [SubnetSpec(arch), SubnetSpec(arch)]
     too_deep = Arch(tuple(d + 1 for d in arch.depths), tuple(e + (e[-1],) for e in arch.expands),
                     tuple(k + (k[-1],) for k in arch.kernels), arch.width)
     with pytest.raises(ConfigError, match="strategy.fedavg: arch d"):
-        make_strategy(make_job(name="fedavg", arch=too_deep.name), space).reference_subnets()
+        make_strategy(make_job(name="fedavg", arch=too_deep.name), space).references()
+
+
+# --- MaxNet's beta ---------------------------------------------------------------------------------
+
+def test_maxnet_beta_endpoints_and_midpoint_by_hand():
+    # rounds 10, decay_fraction 0.8: T = 8.  beta(4) = 0.9 * ((1 - a) * 0.5 * (1 + cos(pi/2)) + a)
+    # with a = 0.25 / 0.9, i.e. 0.5 * (0.9 + 0.25) = 0.575.
+    assert maxnet_beta(0, 10, 0.9, 0.25, 0.8) == pytest.approx(0.9, abs=1e-12)
+    assert maxnet_beta(4, 10, 0.9, 0.25, 0.8) == pytest.approx(0.575, abs=1e-12)
+    assert maxnet_beta(8, 10, 0.9, 0.25, 0.8) == pytest.approx(0.25, abs=1e-12)
+    # beta(2): cos(pi/4) = sqrt(2)/2 -> 0.25 + 0.65 * 0.5 * (1 + sqrt(2)/2)
+    assert maxnet_beta(2, 10, 0.9, 0.25, 0.8) == pytest.approx(0.25 + 0.325 * (1 + math.sqrt(0.5)), abs=1e-12)
+
+
+@pytest.mark.parametrize("rounds, beta0, beta_end, fraction", [
+    (40, 0.9, 0.125, 0.8), (10, 1.0, 0.0, 0.5), (7, 0.6, 0.2, 1.0), (100, 0.9, 0.05, 0.3)])
+def test_maxnet_beta_decays_monotonically_then_stays(rounds, beta0, beta_end, fraction):
+    horizon = fraction * rounds
+    betas = [maxnet_beta(t, rounds, beta0, beta_end, fraction) for t in range(rounds + 5)]
+    assert betas[0] == pytest.approx(beta0, abs=1e-12)
+    if float(horizon).is_integer():
+        assert betas[int(horizon)] == pytest.approx(beta_end, abs=1e-12)
+    after = [b for t, b in enumerate(betas) if t >= horizon]
+    assert after and all(b == pytest.approx(beta_end, abs=1e-12) for b in after)
+    assert all(a >= b for a, b in zip(betas, betas[1:]))
+    before = [b for t, b in enumerate(betas) if t <= horizon]
+    assert all(a > b for a, b in zip(before, before[1:]))        # strictly decreasing until T

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from hpcfed.errors import HpcfedError
-from hpcfed.record.report import COMPARISON_COLUMNS, comparison_rows, parse_target, time_to_target
-from hpcfed.record.results import read_results
+from hpcfed.record.comparison import COMPARISON_COLUMNS, comparison_rows, parse_target, time_to_target
+from hpcfed.record.reading import read_results
 from tests.launch import MPI_ENV, ROOT
 from tests.test_tools import read_csv, run_compare
 

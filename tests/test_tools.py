@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from hpcfed.assembly.job import load_job
-from hpcfed.record.report import COMPARISON_COLUMNS
-from hpcfed.record.results import read_results
+from hpcfed.record.comparison import COMPARISON_COLUMNS
+from hpcfed.record.reading import read_results
 from tests.launch import MPI_ENV, ROOT
 
 SMALL_MODEL = ["--set", "model.stem=4", "--set", "model.widths=[4,8]", "--set", "model.depths=[1,1]"]

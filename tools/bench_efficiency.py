@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hpcfed.assembly.job import load_job  # noqa: E402
 from hpcfed.data.cifar import write_random_cifar10  # noqa: E402
-from hpcfed.record.results import read_results  # noqa: E402
+from hpcfed.record.reading import read_results  # noqa: E402
 from hpcfed.assembly.parts import build_space, load_data
 from hpcfed.run import main as run_main  # noqa: E402
 from hpcfed.seeding import torch_generator  # noqa: E402

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from hpcfed.assembly.job import load_job  # noqa: E402
 from hpcfed.experiments.launch import run_settings  # noqa: E402
-from hpcfed.record.results import read_results  # noqa: E402
+from hpcfed.record.reading import read_results  # noqa: E402
 from hpcfed.assembly.parts import build_space, load_data  # noqa: E402
 from hpcfed.seeding import torch_generator  # noqa: E402
 from hpcfed.supernet import ElasticResNet, SubnetSpec  # noqa: E402

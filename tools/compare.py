@@ -42,8 +42,8 @@ from hpcfed.config.jobfiles import resolve, source_note  # noqa: E402
 from hpcfed.experiments.jobruns import check_parallel, reusable, run_methods, select_jobs  # noqa: E402
 from hpcfed.record.figures import time_to_accuracy_figure  # noqa: E402
 from hpcfed.experiments.launch import mpirun  # noqa: E402
-from hpcfed.record.report import COMPARISON_COLUMNS, comparison_rows, comparison_table, parse_target  # noqa: E402
-from hpcfed.record.results import read_results  # noqa: E402
+from hpcfed.record.comparison import COMPARISON_COLUMNS, comparison_rows, comparison_table, parse_target  # noqa: E402
+from hpcfed.record.reading import read_results  # noqa: E402
 
 TOTALS = {"client_macs": "client training MACs", "bytes_down": "bytes down", "bytes_up": "bytes up",
           "virtual_time_s": "virtual time to finish (s)"}

@@ -33,8 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hpcfed.errors import HpcfedError  # noqa: E402
 from hpcfed.record.figures import X_CHOICES, pick_subnets, time_to_accuracy_figure  # noqa: E402
-from hpcfed.record.report import parse_target, run_state  # noqa: E402
-from hpcfed.record.results import read_results  # noqa: E402
+from hpcfed.record.comparison import parse_target  # noqa: E402
+from hpcfed.record.report import run_state  # noqa: E402
+from hpcfed.record.reading import read_results  # noqa: E402
 
 
 def plot(path: str, out_dir: str | None = None) -> list[Path]:

@@ -44,8 +44,8 @@ from hpcfed.experiments.jobruns import check_parallel, reusable, run_methods, se
 from hpcfed.assembly.job import build_job  # noqa: E402
 from hpcfed.experiments.launch import mpirun  # noqa: E402
 from hpcfed.supernet import Arch  # noqa: E402
-from hpcfed.record.report import comparison_rows, time_to_target  # noqa: E402
-from hpcfed.record.results import read_results  # noqa: E402
+from hpcfed.record.comparison import comparison_rows, time_to_target  # noqa: E402
+from hpcfed.record.reading import read_results  # noqa: E402
 from hpcfed.strategies.fednas.report import step_ranking  # noqa: E402
 from scipy.stats import kendalltau  # noqa: E402  (scikit-learn's dependency)
 

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hpcfed.search import post_training as post_search  # noqa: E402
 from hpcfed.runtime.comm import Comm, install_abort_hook  # noqa: E402
 from hpcfed.errors import HpcfedError  # noqa: E402
-from hpcfed.record.report import _si  # noqa: E402
+from hpcfed.units import si  # noqa: E402
 from hpcfed.assembly.parts import set_threads  # noqa: E402
 from hpcfed.search.nsga import Budget, SearchResult, check_budget, nsga2_search  # noqa: E402
 from hpcfed.search.trained import open_run  # noqa: E402
@@ -98,7 +98,7 @@ def _row(role: str, name: str, c, tested: dict) -> dict:
 
 def _table(rows: list[dict]) -> str:
     lines = [f"  {'subnet':<44} {'MACs/sample':>12} {'params':>9} {'val acc':>8} {'test acc':>8}"]
-    lines += [f"  {r['name']:<44} {_si(r['macs'], ''):>12} {r['params']:>9} {r['val_accuracy']:>8.4f} "
+    lines += [f"  {r['name']:<44} {si(r['macs'], ''):>12} {r['params']:>9} {r['val_accuracy']:>8.4f} "
               f"{r['test_accuracy']:>8.4f}" for r in rows]
     return "\n".join(lines)
 
@@ -112,7 +112,7 @@ def plot(result: SearchResult, budget: Budget, path: Path, title: str) -> None:
             label="front")
     ax.scatter([c.macs for _, c in result.references], [100 * c.val_accuracy for _, c in result.references],
                marker="x", s=60, color="C3", zorder=3, label="reference subnets")
-    ax.axvline(budget.macs, color="C2", linestyle="--", label=f"budget {_si(budget.macs, '')} MACs")
+    ax.axvline(budget.macs, color="C2", linestyle="--", label=f"budget {si(budget.macs, '')} MACs")
     ax.set(xscale="log", xlabel="forward MACs per sample", ylabel="validation accuracy (%)", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None, comm: Comm | None = None) -> int:
         scorer.serve()
         return 0
     args, run, budget = setup["args"], setup["run"], setup["budget"]
-    limit = f"{_si(budget.macs, '')} MACs" + (f", {budget.params:g} params" if budget.params is not None else "")
+    limit = f"{si(budget.macs, '')} MACs" + (f", {budget.params:g} params" if budget.params is not None else "")
     print(f"search: {args.run}: NSGA-II, population {args.population}, {args.generations} generations, seed "
           f"{args.seed}, budget {limit}, {comm.size} ranks\nsearch: validation: {setup['source']}", flush=True)
     start = time.perf_counter()

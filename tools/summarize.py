@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hpcfed.errors import HpcfedError  # noqa: E402
 from hpcfed.record.report import summary  # noqa: E402
-from hpcfed.record.results import read_results  # noqa: E402
+from hpcfed.record.reading import read_results  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

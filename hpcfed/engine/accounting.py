@@ -53,7 +53,7 @@ class Costs:
             self.round, self.planned = r, {}
         key = (slot.client, spec)
         if key not in self.planned:
-            schedule = self.strategy.device_schedule(r, slot, spec)
+            schedule = self.strategy.schedule(r, slot, spec)
             if schedule is None:
                 macs = cached_cost(self.space, spec).train_macs(slot.samples * self.job.train.local_epochs)
             else:

@@ -33,7 +33,7 @@ class Planner:
                                math.ceil(want * (1 + job.clients.overselect)), clock)
         slots = [ClientSlot(c, int(self.samples[c]), self.population.device(c),
                             self.population.availability(c, clock), clock) for c in cohort]
-        assigned = self.strategy.assign_models(r, slots, lambda slot, arch: self.costs.fits(r, slot, arch),
+        assigned = self.strategy.assign(r, slots, lambda slot, arch: self.costs.fits(r, slot, arch),
                                                rng(job.seed, "assign", r))
         times = np.array([self.costs.client_time(r, s, a[1] if a else None) for s, a in zip(slots, assigned)])
         kept, duration = apply_deadline(times, want, job.clients.deadline_s)

@@ -77,6 +77,7 @@ class Server:
             self.models = {m: torch.from_numpy(w.copy()) for m, w in resume_from.models.items()}
             self.clock, self.next_round, wall_s = resume_from.clock, resume_from.round, resume_from.wall_s
             strategy.load_state_dict(resume_from.strategy)
+            self.controller.load_state_dict(resume_from.controller)
         strategy.prepare(data, population)
         self.started = time.perf_counter() - wall_s
         self.round_timed = time.perf_counter()   # when the last round's row was timed
@@ -120,16 +121,17 @@ class Server:
         sums, outcome = self.backend.run(plan, self.models, lambda: self.while_running(r))
         self.models = merge(sums, plan, outcome, self.models, self.model.union_index, self.strategy.merge_denominator)
         self.strategy.observe(r, outcome)
+        self.controller.observe(r, outcome)
         self.clock += cohort.duration
         self.log(r, plan, cohort, outcome)
         self.next_round = r + 1
 
     def sync_models(self) -> None:
         """Hold exactly the strategy's live models; a new one starts from its parent's current weights."""
-        live = self.strategy.live_models()
-        for model in live:
+        live = self.strategy.models()
+        for model, parent in live.items():
             if model not in self.models:
-                self.models[model] = self.models[self.strategy.spawned_from(model)].clone()
+                self.models[model] = self.models[parent].clone()
         self.models = {m: w for m, w in self.models.items() if m in live}
 
     def while_running(self, r: int) -> None:
@@ -140,7 +142,8 @@ class Server:
     def take_snapshot(self) -> Snapshot:
         return Snapshot(round=self.next_round, clock=self.clock, wall_s=time.perf_counter() - self.started,
                         models={m: w.numpy() for m, w in self.models.items()},
-                        strategy=self.strategy.state_dict(), rows=self.writer.rows())
+                        strategy=self.strategy.state_dict(), controller=self.controller.state_dict(),
+                        rows=self.writer.rows())
 
     def save_checkpoint(self, snapshot: Snapshot | None = None) -> None:
         """Save ``snapshot`` unless it is saved already; by default the last completed round's state,

@@ -21,6 +21,7 @@ from hpcfed.runtime import faults
 from hpcfed.round.aggregate import FIXED_LIMIT, add_term, to_fixed
 from hpcfed.runtime.comm import TAG_WEIGHTS, Comm
 from hpcfed.data import FederatedData
+from hpcfed.learning.batched import train_group
 from hpcfed.learning.evaluation import calibrate, score
 from hpcfed.round.outcome import COLUMN, METRICS, FusedLayout
 from hpcfed.round.plan import TRAIN, RoundPlan, Task, needed_slices
@@ -71,8 +72,9 @@ class ClientHost:
         if len(members) > 1:
             ends = np.cumsum([0] + [len(y) for y in ys])
             rows = [torch.arange(a, b, device=self.device) for a, b in zip(ends, ends[1:])]
-            results = self.strategy.train_clients(self.model, members[0].spec, torch.cat(xs).to(self.device),
-                                                  torch.cat(ys).to(self.device), rows, generators)
+            spec = members[0].spec   # the strategy is batchable: its rule is plain SGD on one subnet
+            results = train_group(self.model, spec, torch.cat(xs).to(self.device), torch.cat(ys).to(self.device),
+                                  rows, generators, self.job.train, self.strategy.train_scale(spec))
         else:
             task = members[0]
             loss, seen = self.strategy.train_client(self.model, task.spec, xs[0].to(self.device),

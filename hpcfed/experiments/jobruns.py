@@ -19,7 +19,7 @@ from hpcfed.assembly.job import build_job
 from hpcfed.errors import ConfigError, HpcfedError
 from hpcfed.experiments.jobset import load_jobset
 from hpcfed.experiments.launch import run_hpcfed
-from hpcfed.record.results import read_results
+from hpcfed.record.reading import read_results
 
 
 def select_jobs(jobset: str, methods: str | None, overrides: list[str]) -> dict[str, JobConfig]:

@@ -54,7 +54,7 @@ def run_settings(settings: list[str], ranks: int, out: Path, tool: str) -> tuple
     """For command-line tools: run the default job changed by ``settings`` (``key=value`` strings)
     into ``out``; return (its results as hpcfed.record.results.read_results gives them, wall seconds).
     A failed run ends the tool with ``tool``'s name and the run's last lines of stderr."""
-    from hpcfed.record.results import read_results
+    from hpcfed.record.reading import read_results
 
     start = time.perf_counter()
     proc = run_hpcfed([*[a for s in settings for a in ("--set", s)], "--out", str(out)], ranks)

@@ -1,11 +1,11 @@
 """Save and restore the server state, atomically, in an HDF5 file beside the results.
 
 The state is everything a run needs to continue bit-identically: the weights of every model the
-run holds, the strategy's state (e.g. SuperFed's tracking counters), the virtual clock, the next round, and how
-many rows of each results table belong to it. No random generator state is saved because there
-is none: every stream is derived from (seed, purpose, round, client). The file is written under
-a temporary name and renamed, so a kill during the write leaves the previous checkpoint intact;
-it is read back without executing code (no pickle).
+run holds, the strategy's state (e.g. SuperFed's tracking counters), the controller's (early
+stopping), the virtual clock, the next round, and how many rows of each results table belong to
+it. No random generator state is saved because there is none: every stream is derived from (seed,
+purpose, round, client). The file is written under a temporary name and renamed, so a kill during
+the write leaves the previous checkpoint intact; it is read back without executing code (no pickle).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from hpcfed.runtime import faults as fault_hooks
 from hpcfed.config import FaultsConfig
 from hpcfed.errors import HpcfedError
 
-FORMAT = 2   # 2: several models (models/<id>); 1 held one weight vector
+FORMAT = 3   # 3: the controller's state apart from the strategy's; 2: several models (models/<id>); 1: one model
 UNCHECKED_SECTIONS = ("faults", "checkpoint", "output")   # may change between a run and its resumption
 
 
@@ -33,7 +33,8 @@ class Snapshot:
     clock: float                        # virtual seconds
     wall_s: float                       # wall-clock seconds spent so far (wall_time_s continues from it)
     models: dict[int, np.ndarray]       # model id -> float32 (P,)
-    strategy: dict[str, np.ndarray]
+    strategy: dict[str, np.ndarray]     # the strategy's state (Strategy.state_dict)
+    controller: dict[str, np.ndarray]   # the controller's (early stopping, hpcfed.engine.controller)
     rows: dict[str, int]                # rows of each results table: rounds, clients, eval, architectures
 
 
@@ -52,9 +53,10 @@ def save(path: Path, snap: Snapshot, config_yaml: str, faults: FaultsConfig | No
             models.create_dataset(str(model), data=weights)
         if faults is not None:
             fault_hooks.in_checkpoint(faults, snap.round - 1)
-        group = f.create_group("strategy")
-        for key, value in snap.strategy.items():
-            group.create_dataset(key, data=value)
+        for name, state in (("strategy", snap.strategy), ("controller", snap.controller)):
+            group = f.create_group(name)
+            for key, value in state.items():
+                group.create_dataset(key, data=value)
         rows = f.create_group("rows")
         for key, value in snap.rows.items():
             rows.attrs[key] = value
@@ -84,6 +86,7 @@ def load(path: Path, config_yaml: str, num_params: int) -> Snapshot:
             return Snapshot(round=int(f.attrs["round"]), clock=float(f.attrs["clock"]),
                             wall_s=float(f.attrs["wall_s"]), models=models,
                             strategy={k: v[()] for k, v in f["strategy"].items()},
+                            controller={k: v[()] for k, v in f["controller"].items()},
                             rows={k: int(v) for k, v in f["rows"].attrs.items()})
     except HpcfedError:
         raise

@@ -10,7 +10,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from hpcfed.errors import HpcfedError
-from hpcfed.record.report import _si, eval_virtual_times, time_to_target
+from hpcfed.record.comparison import eval_virtual_times, time_to_target
+from hpcfed.units import si
 
 SUBNET_CHOICES = ("all", "largest", "smallest")   # or the name of a reference subnet
 X_CHOICES = {"virtual": "virtual time (s)", "round": "rounds completed"}
@@ -61,7 +62,7 @@ def time_to_accuracy_figure(runs: Sequence[tuple[str, dict[str, Any]]], path: st
                     first = int(np.flatnonzero(np.asarray(ev["round"]) + 1 == round_)[0])   # that evaluation
                     ax.plot([xs[first]], [acc[first]], "*", color=f"C{i % 10}", markersize=13,
                             markeredgecolor="black", zorder=3)
-                    name += f" (reached at {_si(seconds, 's')}, round {round_})"
+                    name += f" (reached at {si(seconds, 's')}, round {round_})"
             ax.plot(xs, acc, marker="o", markersize=3, linestyle=LINE_STYLES[k % len(LINE_STYLES)],
                     color=f"C{i % 10}", label=name)
     if target is not None:

@@ -24,9 +24,8 @@ Layout (units and descriptions are attributes of every dataset)::
     eval/subnet_names, eval/subnet_macs, eval/subnet_params, eval/subnet_archs, eval/subnet_models
                       (S,) per reference subnet (subnet_models: the model it belongs to)
     architectures/json  (A,) JSON of every architecture that arch_id columns refer to
-    search/           FedNAS only (hpcfed.strategies.fednas.report): candidates/, scores/, family/ tables and
-                      the search's attrs; root attrs chosen_arch, chosen_model, chosen_test_accuracy,
-                      chosen_macs, chosen_params
+    <group>/          a strategy's end-of-run report (Strategy.report): its tables as <group>/<table>/<column>
+                      and its attrs, plus root attrs of its own, documented in the strategy's module
     models/<id>       (P,) float32 final weights of every model the run held, written when it finishes
                       (the whole supernet: tools/search.py and tools/export.py read them, hpcfed.search.trained)
     post_search/      written by tools/search.py (hpcfed.search.post_training), replacing an older search's: (F,) the
@@ -57,7 +56,6 @@ from hpcfed.errors import HpcfedError
 from hpcfed.supernet import Arch
 
 STR = h5py.string_dtype()
-REPORT_GROUPS = ("search", "dropout_table")   # groups a strategy's end-of-run report writes (Strategy.report)
 
 ROUND_COLUMNS: dict[str, tuple[Any, str, str]] = {
     "round": (np.int64, "", "round index, from 0"),
@@ -262,7 +260,7 @@ def _create_tables(f: h5py.File, subnets: list[tuple[str, Arch, int, int, int]])
             ds.attrs.update({"units": unit, "description": doc})
     ev = f.create_group("eval")
     ev.create_dataset("round", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(256,))
-    columns = len(subnets)   # none for a strategy that reads the test set only after the run (FedNAS)
+    columns = len(subnets)   # none for a strategy that reads the test set only after the run
     acc = ev.create_dataset("accuracy", shape=(0, columns), maxshape=(None, columns or None),
                             dtype=np.float64, chunks=(256, max(columns, 1)))
     acc.attrs.update({"units": "fraction", "description": "top-1 test accuracy per reference subnet"})
@@ -305,33 +303,3 @@ def _append(group: h5py.Group, columns: dict[str, Any]) -> None:
         ds = group[name]
         ds.resize((len(ds) + n, *ds.shape[1:]))
         ds[len(ds) - n:] = values
-
-
-def read_results(path: str | Path) -> dict[str, Any]:
-    """The whole file as plain NumPy arrays and attributes (small enough for analysis tools), as one
-    write left it, also while its run is writing it (hpcfed.record.live.read: one-line HpcfedError otherwise).
-    A file that says "running" also gets ``writer_alive``: hpcfed.record.live.writer_holds."""
-    results = live.read(path, _read_all)
-    if results["attrs"].get("status") == "running":   # still written, or killed? (hpcfed.record.report.run_state)
-        results["writer_alive"] = live.writer_holds(path)
-    return results
-
-
-def _read_all(f: h5py.File) -> dict[str, Any]:
-    out: dict[str, Any] = {"attrs": {k: _text(v) for k, v in f.attrs.items()}}
-    for group in (g for g in (*TABLES, "eval", "architectures", "post_search") if g in f):
-        out[group] = {k: _decode(f[group][k][()]) for k in f[group] if isinstance(f[group][k], h5py.Dataset)}
-    for name in (g for g in REPORT_GROUPS if g in f):   # a strategy's end-of-run report
-        out[name] = {"attrs": {k: _text(v) for k, v in f[name].attrs.items()},
-                     **{t: {k: _decode(f[name][t][k][()]) for k in f[name][t]} for t in f[name]}}
-    return out
-
-
-def _text(value: Any) -> Any:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _decode(values: np.ndarray) -> np.ndarray:
-    if values.dtype.kind == "O":
-        return np.array([_text(v) for v in values], dtype=object)
-    return values

@@ -10,8 +10,6 @@ are spread over ranks and in whatever order they are added.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
@@ -72,14 +70,3 @@ def masked_average(thetas: list[np.ndarray], masks: list[np.ndarray], weights: l
     num = sum(w * m * t for t, m, w in zip(thetas, masks, weights))
     den = sum(w * m for m, w in zip(masks, weights))
     return np.where(den > 0, num / np.where(den > 0, den, 1.0), old)
-
-
-def maxnet_beta(round_index: int, rounds: int, beta0: float, beta_end: float, decay_fraction: float) -> float:
-    """SuperFed's MaxNet weight of the largest subnet's client at round t (cosine decay).
-
-    beta(t) = beta0 * ((1 - a) * 0.5 * (1 + cos(pi * min(t, T) / T)) + a), a = beta_end / beta0,
-    T = decay_fraction x rounds.
-    """
-    horizon = max(1.0, decay_fraction * rounds)
-    a = beta_end / beta0
-    return beta0 * ((1 - a) * 0.5 * (1 + math.cos(math.pi * min(round_index, horizon) / horizon)) + a)

@@ -20,9 +20,11 @@ import yaml
 from hpcfed.record import live
 from hpcfed.config import JobConfig
 from hpcfed.assembly.job import build_job
+from hpcfed.assembly.parts import build_space, load_data
 from hpcfed.data import FederatedData
 from hpcfed.data.splits import calibration_sample
 from hpcfed.errors import ConfigError, HpcfedError
+from hpcfed.strategies import STRATEGIES, Strategy
 from hpcfed.supernet import Arch, ElasticResNet, ResNetSpace, SubnetSpec
 
 
@@ -38,16 +40,14 @@ class TrainedRun:
 
     def data(self) -> FederatedData:
         """The run's data, rebuilt from its job (same seeded splits)."""
-        from hpcfed.assembly.parts import load_data
         return load_data(self.job)
 
     def space(self, data: FederatedData) -> ResNetSpace:
-        from hpcfed.assembly.parts import build_space
         return build_space(self.job, data.input_shape, data.num_classes)
 
     def network(self, space: ResNetSpace, model_id: int | None = None) -> ElasticResNet:
         """The supernet holding model ``model_id``'s final weights (default: the model of the largest
-        reference subnet, the only model of most runs; for a FedNAS run, its chosen model)."""
+        reference subnet, the only model of most runs; see :attr:`default_model`)."""
         model_id = self.default_model if model_id is None else model_id
         if model_id not in self.models:
             raise HpcfedError(f"{str(self.path)!r}: model {model_id} is not in the file; it holds models "
@@ -62,10 +62,12 @@ class TrainedRun:
 
     @property
     def default_model(self) -> int:
-        """The model of the largest reference subnet; for a search (no references), its chosen model."""
+        """The model of the largest reference subnet; for a run without references, the model its strategy
+        says it deploys (Strategy.final_model, e.g. a search's chosen one), else the last model."""
         if self.references:
             return self.references[-1][2]
-        return int(self.attrs.get("chosen_model", max(self.models)))
+        final = STRATEGIES.get(str(self.attrs.get("strategy")), Strategy).final_model(self.attrs)
+        return max(self.models) if final is None else final
 
     def calibration(self, data: FederatedData) -> torch.Tensor:
         """The training inputs the run's evaluation calibrated normalisation statistics on."""

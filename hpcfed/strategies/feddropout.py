@@ -18,8 +18,8 @@ class FederatedDropout(HeteroFL):
     name = "feddropout"
 
     def assign(self, round_index, slots, fits, rng):
-        return [None if spec is None else self.dropped(spec.arch, rng)
-                for spec in super().assign(round_index, slots, fits, rng)]
+        return [None if tier is None else (0, self.dropped(tier[1].arch, rng))
+                for tier in super().assign(round_index, slots, fits, rng)]
 
     def dropped(self, arch: Arch, rng: np.random.Generator) -> SubnetSpec:
         """``arch`` with a uniformly random channel subset of its size in every narrowed group."""

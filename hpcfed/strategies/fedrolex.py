@@ -16,8 +16,8 @@ class FedRolex(HeteroFL):
     name = "fedrolex"
 
     def assign(self, round_index, slots, fits, rng):
-        return [None if spec is None else self.rolled(spec.arch, round_index)
-                for spec in super().assign(round_index, slots, fits, rng)]
+        return [None if tier is None else (0, self.rolled(tier[1].arch, round_index))
+                for tier in super().assign(round_index, slots, fits, rng)]
 
     def rolled(self, arch: Arch, round_index: int) -> SubnetSpec:
         """``arch`` with each group's window of channels starting at ``round_index mod C``."""

@@ -57,15 +57,15 @@ class FedSup(Strategy):
     batchable = False
 
     def assign(self, round_index, slots, fits, rng):
-        return [SubnetSpec(self.space.largest())] * len(slots)
+        return [(0, SubnetSpec(self.space.largest()))] * len(slots)
 
-    def local_schedule(self, round_index, client, spec, samples):
+    def schedule(self, round_index, slot, spec):
         """Per batch: the client's largest (its sub-model), K random subnets inside it, the smallest."""
         bound, smallest, k = spec.arch, self.space.smallest(), self.options.sandwich_random
         tail = (smallest,) if smallest != bound else ()
-        g = self.schedule_stream(round_index, client)
-        return [tuple(SubnetSpec(a) for a in (bound, *(self.space.sample_within(bound, g) for _ in range(k)), *tail))
-                for _ in range(self.local_batches(samples))]
+        g = self.schedule_stream(round_index, slot.client)
+        return tuple(tuple(SubnetSpec(a) for a in (bound, *(self.space.sample_within(bound, g) for _ in range(k)), *tail))
+                     for _ in range(self.local_batches(slot.samples)))
 
 
 class EFedSup(FedSup):

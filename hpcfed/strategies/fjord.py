@@ -29,13 +29,13 @@ class FjORD(HeteroFL):
     def train_scale(self, spec):
         return 1.0
 
-    def local_schedule(self, round_index, client, spec, samples):
+    def schedule(self, round_index, slot, spec):
         """Per batch a level p <= p_max (the spec's width); with distillation (p_max, p) when p < p_max."""
         top = spec.arch
         levels = [a for a in self.tiers() if a.width <= top.width]
-        g = self.schedule_stream(round_index, client)
-        schedule = []
-        for _ in range(self.local_batches(samples)):
+        g = self.schedule_stream(round_index, slot.client)
+        batches = []
+        for _ in range(self.local_batches(slot.samples)):
             level = levels[int(g.integers(len(levels)))]
-            schedule.append((SubnetSpec(top), SubnetSpec(level)) if self.distill and level != top else (SubnetSpec(level),))
-        return schedule
+            batches.append((SubnetSpec(top), SubnetSpec(level)) if self.distill and level != top else (SubnetSpec(level),))
+        return tuple(batches)

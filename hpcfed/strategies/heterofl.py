@@ -33,5 +33,5 @@ class HeteroFL(Strategy):
     def train_scale(self, spec):
         return 1.0 / spec.arch.width
 
-    def reference_subnets(self):
-        return [SubnetSpec(a) for a in self.tiers()]
+    def references(self):
+        return [(0, SubnetSpec(a)) for a in self.tiers()]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from hpcfed.config.checks import check
 from hpcfed.strategies.base import Strategy, StrategyOptions, fit_or_none
-from hpcfed.strategies.fedavg import check_arch_name, named_arch
+from hpcfed.strategies.archs import check_arch_name, named_arch
 from hpcfed.supernet import SubnetSpec
 
 
@@ -33,17 +33,12 @@ class IFedAvg(Strategy):
     name = "ifedavg"
     Options = IFedAvgOptions
 
-    def live_models(self):
-        return tuple(range(len(self.options.archs)))
+    def models(self):
+        return {m: 0 for m in range(len(self.options.archs))}   # every model starts from the initial supernet
 
-    def assign_models(self, round_index, slots, fits, rng):
+    def assign(self, round_index, slots, fits, rng):
         archs = [named_arch(self, name) for name in self.options.archs]
-        assigned = []
-        for i, slot in enumerate(slots):
-            model = i % len(archs)
-            spec = fit_or_none(slot, archs[model], fits)
-            assigned.append(None if spec is None else (model, spec))
-        return assigned
+        return [fit_or_none(slot, archs[i % len(archs)], fits, model=i % len(archs)) for i, slot in enumerate(slots)]
 
     def references(self):
         return [(m, SubnetSpec(named_arch(self, name))) for m, name in enumerate(self.options.archs)]

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import numpy as np
 
-from hpcfed.round.aggregate import maxnet_beta
 from hpcfed.config.checks import check, check_choice
 from hpcfed.strategies.base import Strategy, StrategyOptions
 from hpcfed.supernet import SubnetSpec
@@ -71,7 +72,7 @@ class SuperFed(Strategy):
                 if fits(slots[i], arch):
                     specs[i] = SubnetSpec(arch)
                     break
-        return specs
+        return [None if spec is None else (0, spec) for spec in specs]
 
     def weights(self, round_index, slots, specs):
         n, options = len(slots), self.options
@@ -86,10 +87,19 @@ class SuperFed(Strategy):
         return w
 
     def state_dict(self):
-        return {**super().state_dict(), "largest_count": self.largest_count.copy(),
+        return {"largest_count": self.largest_count.copy(),
                 "smallest_count": self.smallest_count.copy()}
 
     def load_state_dict(self, state):
-        super().load_state_dict(state)
         self.largest_count[:] = state["largest_count"]
         self.smallest_count[:] = state["smallest_count"]
+
+def maxnet_beta(round_index: int, rounds: int, beta0: float, beta_end: float, decay_fraction: float) -> float:
+    """SuperFed's MaxNet weight of the largest subnet's client at round t (cosine decay).
+
+    beta(t) = beta0 * ((1 - a) * 0.5 * (1 + cos(pi * min(t, T) / T)) + a), a = beta_end / beta0,
+    T = decay_fraction x rounds.
+    """
+    horizon = max(1.0, decay_fraction * rounds)
+    a = beta_end / beta0
+    return beta0 * ((1 - a) * 0.5 * (1 + math.cos(math.pi * min(round_index, horizon) / horizon)) + a)

@@ -113,7 +113,7 @@ class Distreal(Strategy):
     def assign(self, round_index, slots, fits, rng):
         return [fit_or_none(slot, self.full.arch, fits) for slot in slots]
 
-    def device_schedule(self, round_index, slot, spec):
+    def schedule(self, round_index, slot, spec):
         """The client's per-batch choices in this round, from its own device and share (module docstring)."""
         device, client = slot.device, slot.client   # (rank 0 only: the plan ships the choices)
         full = cost(self.space, spec)
@@ -163,5 +163,5 @@ class Distreal(Strategy):
     def footprint(self, spec, schedule):
         return dropout.footprint(schedule) if schedule else (spec,)
 
-    def reference_subnets(self):
-        return [self.full]
+    def references(self):
+        return [(0, self.full)]

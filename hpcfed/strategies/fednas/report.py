@@ -5,15 +5,18 @@ place changed, budget, cost, round proposed and dropped, status, client-rounds, 
 MACs and bytes both ways of the clients that trained it), ``search/scores`` one row per validation
 of a candidate, ``search/family`` one row per step winner (model 0: the warmed-up starting
 architecture) and the chosen architecture after its final training, each with its test accuracy.
-The test set is read here, once, after every decision (hpcfed.strategies.fednas).
+The test set is read here, once, after every decision (hpcfed.strategies.fednas). Reading the group
+back (:func:`summary_lines`, :func:`family_subnets`) is here too, so nothing outside FedNAS's folder
+knows its layout.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from hpcfed.supernet import Arch, SubnetSpec, cost
+from hpcfed.units import si
 
 
 def search_report(strategy, test_accuracy: Callable[[list[tuple[int, SubnetSpec]]], np.ndarray]) -> dict:
@@ -80,3 +83,31 @@ def step_ranking(candidates: dict, step: int) -> list[str]:
         return (candidates["status"][i] != "winner", dropped >= 0, -dropped,
                 -(accuracy if accuracy == accuracy else -1.0), int(candidates["model"][i]))
     return [candidates["arch_json"][i] for i in sorted(rows, key=key)]
+
+
+def summary_lines(results: dict[str, Any]) -> list[str]:
+    """The search's family and its client cost, as lines of the run's summary (hpcfed.record.report)."""
+    if "search" not in results:   # a run that ended before its report
+        return []
+    search = results["search"]
+    a, family = search["attrs"], search["family"]
+    lines = [f"search ({a['mode']}, {a['steps']} steps, {'finished' if a['finished'] else 'not finished'}; "
+             f"test accuracy read once, after the run):",
+             f"  {'model':<6} {'role':<24} {'architecture':<36} {'MACs/sample':>12} {'accuracy':>9}"]
+    for model, role, name, macs, acc in zip(family["model"], family["role"], family["arch_name"],
+                                            family["macs_per_sample"], family["test_accuracy"]):
+        lines.append(f"  {int(model):<6} {role:<24} {name:<36} {si(float(macs), ''):>12} {acc:>9.4f}")
+    lines.append(f"  search cost: {len(search['candidates']['model'])} candidates, {int(a['search_client_rounds'])} "
+                 f"client-rounds, {si(float(a['search_client_macs']), 'MAC')}, {si(float(a['search_bytes']), 'B')}")
+    return lines
+
+
+def family_subnets(results: dict[str, Any]) -> dict[str, Any] | None:
+    """The family (step winners and the chosen architecture after its final training) as the subnets the
+    run reports, in eval/'s columns; None for a run that ended before its report."""
+    if "search" not in results:
+        return None
+    family = results["search"]["family"]
+    return {"subnet_names": [f"{role}: {name}" for role, name in zip(family["role"], family["arch_name"])],
+            "subnet_macs": family["macs_per_sample"], "subnet_params": family["params"],
+            "accuracy": np.asarray(family["test_accuracy"])[None]}

@@ -39,8 +39,8 @@ from hpcfed.errors import ConfigError
 from hpcfed.round.plan import TRAIN
 from hpcfed.seeding import rng as stream
 from hpcfed.strategies.base import Strategy, StrategyOptions
-from hpcfed.strategies.fedavg import check_arch_name, named_arch
-from hpcfed.strategies.fednas.report import search_report
+from hpcfed.strategies.archs import check_arch_name, named_arch
+from hpcfed.strategies.fednas.report import family_subnets, search_report, summary_lines
 from hpcfed.supernet import Arch, SubnetSpec, cost
 
 
@@ -158,18 +158,17 @@ class FedNAS(Strategy):
         s["phase"], s["rounds"] = "finetune", 0
 
     # -- the strategy interface -----------------------------------------------------------------------
-    def live_models(self):
+    def models(self):
+        """The family so far, the step's live candidates (each from its parent) and the final model (from
+        the search's choice, or from the warmed-up start with ``finetune_from: start``)."""
         s = self.state
-        live = [*s["family"], *(c["model"] for c in self.live_candidates())]
-        return tuple(sorted(set(live + ([s["final"]] if s["final"] >= 0 else []))))
+        parents = {c["model"]: c["parent"] for c in s["candidates"]}
+        if s["final"] >= 0:
+            parents[s["final"]] = 0 if self.options.finetune_from == "start" else s["parent"]
+        live = {*s["family"], *(c["model"] for c in self.live_candidates())} | ({s["final"]} if s["final"] >= 0 else set())
+        return {m: parents.get(m, 0) for m in sorted(live)}
 
-    def spawned_from(self, model):
-        s = self.state
-        if model == s["final"]:
-            return 0 if self.options.finetune_from == "start" else s["parent"]
-        return next(c["parent"] for c in s["candidates"] if c["model"] == model)
-
-    def assign_models(self, round_index, slots, fits, rng):
+    def assign(self, round_index, slots, fits, rng):
         s, o = self.state, self.options
         if s["phase"] in ("warmup", "finetune"):
             model = s["parent"] if s["phase"] == "warmup" else s["final"]
@@ -316,6 +315,19 @@ class FedNAS(Strategy):
 
     def report(self, test_accuracy):
         return search_report(self, test_accuracy)
+
+    @classmethod
+    def summary_lines(cls, results):
+        return summary_lines(results)
+
+    @classmethod
+    def reported_subnets(cls, results):
+        return family_subnets(results)
+
+    @classmethod
+    def final_model(cls, attrs):
+        """The chosen architecture's model (the root attribute the search's report writes)."""
+        return int(attrs["chosen_model"]) if "chosen_model" in attrs else None
 
 
 def rank_key(candidate: dict) -> tuple:
