@@ -23,9 +23,9 @@ from hpcfed.assembly.startup import assemble, remove_output
 from hpcfed.config import jobfiles
 from hpcfed.engine.worker import serve
 from hpcfed.errors import HpcfedError
+from hpcfed.record.reading import read_results
 from hpcfed.record.report import summary
 from hpcfed.record.results import ResultsWriter
-from hpcfed.record.reading import read_results
 from hpcfed.runtime import interrupts
 from hpcfed.runtime.comm import Comm, RankFailed, failure_message, install_abort_hook
 

@@ -15,8 +15,7 @@ from pathlib import Path
 
 from hpcfed.assembly.job import load_job
 from hpcfed.assembly.parts import build_space, load_data, pick_device, set_threads
-from hpcfed.config import JobConfig
-from hpcfed.config import jobfiles
+from hpcfed.config import JobConfig, jobfiles
 from hpcfed.engine.backend import MPIBackend, SerialBackend
 from hpcfed.engine.server import Server
 from hpcfed.engine.worker import ClientHost

@@ -38,9 +38,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from hpcfed.data.federated import NUM_CLASSES, FederatedData
 from hpcfed.data.deform import deform, num_draws, upsample
 from hpcfed.data.digits import read_digits
+from hpcfed.data.federated import NUM_CLASSES, FederatedData
 from hpcfed.data.partition import partition_labels
 from hpcfed.data.splits import PARTITION_STREAM, ClientValidation, require, server_validation_split, split_test_set
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
 import numpy as np
 
 from hpcfed.config import JobConfig
+from hpcfed.learning.training import batch_lengths, min_batch
 from hpcfed.population.devices import Population, round_time
 from hpcfed.round.outcome import Outcome
 from hpcfed.round.plan import Schedule
 from hpcfed.strategies import ClientSlot, Strategy
 from hpcfed.supernet import Arch, ResNetSpace, SubnetSpec, cost
-from hpcfed.learning.training import batch_lengths, min_batch
 
 cached_cost = cost   # cost() remembers its counts per (space, arch, channel counts); the old name stays
 

@@ -14,9 +14,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from hpcfed.runtime.comm import TAG_WEIGHTS, Comm
 from hpcfed.round.outcome import FusedLayout, Outcome
 from hpcfed.round.plan import RoundPlan, map_to_workers, needed_slices
+from hpcfed.runtime.comm import TAG_WEIGHTS, Comm
 from hpcfed.supernet import ElasticResNet
 
 Result = tuple[dict[int, torch.Tensor], Outcome]

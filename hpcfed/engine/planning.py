@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from hpcfed.engine.accounting import Cohort, Costs, cached_cost
 from hpcfed.config import JobConfig
+from hpcfed.engine.accounting import Cohort, Costs, cached_cost
 from hpcfed.population.devices import Population, apply_deadline, sample_cohort
 from hpcfed.round.plan import EVALUATE, TRAIN, RoundPlan, Task, assign_groups
 from hpcfed.seeding import rng

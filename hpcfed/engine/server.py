@@ -21,23 +21,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hpcfed.record import checkpoint
-from hpcfed.runtime import faults
-from hpcfed.engine.accounting import Cohort, Costs, client_ledger
-from hpcfed.engine.backend import Backend
-from hpcfed.record.checkpoint import Snapshot
 from hpcfed.config import JobConfig
-from hpcfed.engine.controller import Controller
 from hpcfed.data import FederatedData
 from hpcfed.data.splits import calibration_sample
-from hpcfed.population.devices import Population
+from hpcfed.engine.accounting import Cohort, Costs, client_ledger
+from hpcfed.engine.backend import Backend
+from hpcfed.engine.controller import Controller
+from hpcfed.engine.planning import Planner
 from hpcfed.learning.evaluation import ReferenceEvaluation
-from hpcfed.runtime.interrupts import Interrupted
+from hpcfed.population.devices import Population
+from hpcfed.record import checkpoint
+from hpcfed.record.checkpoint import Snapshot
+from hpcfed.record.results import ResultsWriter
 from hpcfed.round.merge import merge
 from hpcfed.round.outcome import Outcome
 from hpcfed.round.plan import EVALUATE, RoundPlan
-from hpcfed.engine.planning import Planner
-from hpcfed.record.results import ResultsWriter
+from hpcfed.runtime import faults
+from hpcfed.runtime.interrupts import Interrupted
 from hpcfed.strategies import Strategy
 from hpcfed.supernet import ElasticResNet
 

@@ -17,14 +17,14 @@ import time
 import numpy as np
 import torch
 
-from hpcfed.runtime import faults
-from hpcfed.round.aggregate import FIXED_LIMIT, add_term, to_fixed
-from hpcfed.runtime.comm import TAG_WEIGHTS, Comm
 from hpcfed.data import FederatedData
 from hpcfed.learning.batched import train_group
 from hpcfed.learning.evaluation import calibrate, score
+from hpcfed.round.aggregate import FIXED_LIMIT, add_term, to_fixed
 from hpcfed.round.outcome import COLUMN, METRICS, FusedLayout
-from hpcfed.round.plan import TRAIN, RoundPlan, Task, needed_slices
+from hpcfed.round.plan import TRAIN, Task, needed_slices
+from hpcfed.runtime import faults
+from hpcfed.runtime.comm import TAG_WEIGHTS, Comm
 from hpcfed.seeding import torch_generator
 from hpcfed.strategies import Strategy
 from hpcfed.supernet import ElasticResNet

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from hpcfed.config import JobConfig
 from hpcfed.assembly.job import build_job
+from hpcfed.config import JobConfig
 from hpcfed.errors import ConfigError, HpcfedError
 from hpcfed.experiments.jobset import load_jobset
 from hpcfed.experiments.launch import run_hpcfed

@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from hpcfed.config import TrainConfig
+from hpcfed.learning.training import batch_schedule, min_batch
 from hpcfed.supernet import ElasticResNet, SubnetSpec
 from hpcfed.supernet.network import network_forward
-from hpcfed.learning.training import batch_schedule, min_batch
 
 
 def train_group(model: ElasticResNet, spec: SubnetSpec, x: torch.Tensor, y: torch.Tensor,

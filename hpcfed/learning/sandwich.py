@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from hpcfed.config import TrainConfig
-from hpcfed.supernet import ElasticResNet, SubnetSpec
 from hpcfed.learning.training import batch_schedule, min_batch, sgd_steps
+from hpcfed.supernet import ElasticResNet, SubnetSpec
 
 Schedule = tuple[tuple[SubnetSpec, ...], ...]   # per local batch: the subnets it trains, teacher first
 

@@ -44,9 +44,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hpcfed.population import availability as avail
 from hpcfed.config import DevicesConfig
 from hpcfed.errors import ConfigError
+from hpcfed.population import availability as avail
 from hpcfed.seeding import rng
 
 MEGABIT = 1e6 / 8   # bytes per second in one megabit per second

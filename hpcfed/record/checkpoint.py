@@ -17,9 +17,9 @@ import h5py
 import numpy as np
 import yaml
 
-from hpcfed.runtime import faults as fault_hooks
 from hpcfed.config import FaultsConfig
 from hpcfed.errors import HpcfedError
+from hpcfed.runtime import faults as fault_hooks
 
 FORMAT = 3   # 3: the controller's state apart from the strategy's; 2: several models (models/<id>); 1: one model
 UNCHECKED_SECTIONS = ("faults", "checkpoint", "output")   # may change between a run and its resumption

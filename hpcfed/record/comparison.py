@@ -11,7 +11,6 @@ from hpcfed.errors import HpcfedError
 from hpcfed.record.report import strategy_class
 from hpcfed.units import si
 
-
 COMPARISON_COLUMNS: dict[str, str] = {
     "method": "the method's label in the job set",
     "strategy": "its strategy (strategy.name)",

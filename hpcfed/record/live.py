@@ -47,8 +47,8 @@ from typing import Callable, Iterator, TypeVar
 
 import h5py
 
-from hpcfed.runtime import interrupts
 from hpcfed.errors import HpcfedError, one_line
+from hpcfed.runtime import interrupts
 
 SEQ = "write_seq"       # root attribute: odd while a write session is under way
 RETRY_S = 5.0           # how long a reader retries a file that keeps changing under it

@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 
 from hpcfed.record import live
-from hpcfed.record.results import TABLES
+from hpcfed.record.schema import TABLES
 
 FLAT_GROUPS = (*TABLES, "eval", "architectures", "post_search")   # groups of columns
 UNREAD = ("models",)   # the final weights: large, read by hpcfed.search.trained

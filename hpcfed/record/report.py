@@ -2,7 +2,6 @@
 strategy adds about its own results group, and the cost ledger (tools/summarize.py, the end of a run)."""
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np

@@ -29,9 +29,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from hpcfed.record import live
 from hpcfed.errors import HpcfedError
-from hpcfed.record.results import ROUND_COLUMNS
+from hpcfed.record import live
+from hpcfed.record.schema import ROUND_COLUMNS
 
 EVENTS = "events.out.tfevents."       # the name every TensorBoard event file starts with
 COLUMNS = [c for c in ROUND_COLUMNS if c != "round"]

@@ -18,13 +18,13 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from hpcfed.record import live
 from hpcfed.errors import ConfigError, HpcfedError
 from hpcfed.learning.evaluation import calibrate
-from hpcfed.supernet import Arch, ElasticResNet, Subnet, SubnetSpec, cost
+from hpcfed.record import live
+from hpcfed.search.trained import TrainedRun, open_run
+from hpcfed.supernet import Arch, Subnet, SubnetSpec, cost
 from hpcfed.supernet.norm import NormStatistics
 from hpcfed.supernet.space import ResNetSpace
-from hpcfed.search.trained import TrainedRun, open_run
 
 FRONT = "post_search/arch_json"   # tools/search.py's front: JSON of Arch.to_dict per member, in front order
 CHECK_SAMPLES = 512               # test images on which the program is checked against hpcfed's evaluation

@@ -21,22 +21,21 @@ rank, so the search is the same for any number of ranks. Each architecture is sc
 """
 from __future__ import annotations
 
-
 import h5py
 import numpy as np
 import torch
 
-from hpcfed.record import live
-from hpcfed.runtime.comm import Comm
 from hpcfed.data import FederatedData
 from hpcfed.data.splits import SEARCH_STREAM, calibration_clients
 from hpcfed.errors import HpcfedError
 from hpcfed.learning.evaluation import evaluate
-from hpcfed.record.results import STR
-from hpcfed.search.nsga import Candidate, SearchResult
+from hpcfed.record import live
+from hpcfed.record.schema import STR
+from hpcfed.runtime.comm import Comm
 from hpcfed.runtime.spread import Spread
-from hpcfed.supernet import Arch, ElasticResNet, SubnetSpec
+from hpcfed.search.nsga import Candidate, SearchResult
 from hpcfed.search.trained import TrainedRun
+from hpcfed.supernet import Arch, ElasticResNet, SubnetSpec
 
 FALLBACK_SAMPLES = 1000   # validation samples taken from clients when the job has no server split
 GROUP = "post_search"

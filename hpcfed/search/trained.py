@@ -17,13 +17,13 @@ import numpy as np
 import torch
 import yaml
 
-from hpcfed.record import live
-from hpcfed.config import JobConfig
 from hpcfed.assembly.job import build_job
 from hpcfed.assembly.parts import build_space, load_data
+from hpcfed.config import JobConfig
 from hpcfed.data import FederatedData
 from hpcfed.data.splits import calibration_sample
 from hpcfed.errors import ConfigError, HpcfedError
+from hpcfed.record import live
 from hpcfed.strategies import STRATEGIES, Strategy
 from hpcfed.supernet import Arch, ElasticResNet, ResNetSpace, SubnetSpec
 

@@ -2,8 +2,8 @@
 from hpcfed.strategies.base import ClientSlot, Strategy
 from hpcfed.strategies.distreal.strategy import Distreal
 from hpcfed.strategies.fedavg import FedAvg
-from hpcfed.strategies.fednas.strategy import FedNAS
 from hpcfed.strategies.feddropout import FederatedDropout
+from hpcfed.strategies.fednas.strategy import FedNAS
 from hpcfed.strategies.fedrolex import FedRolex
 from hpcfed.strategies.fedsup import EFedSup, FedSup
 from hpcfed.strategies.fjord import FjORD

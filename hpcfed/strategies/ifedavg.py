@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hpcfed.config.checks import check
-from hpcfed.strategies.base import Strategy, StrategyOptions, fit_or_none
 from hpcfed.strategies.archs import check_arch_name, named_arch
+from hpcfed.strategies.base import Strategy, StrategyOptions, fit_or_none
 from hpcfed.supernet import SubnetSpec
 
 

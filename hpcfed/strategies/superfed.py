@@ -9,9 +9,8 @@ averaging) weights are the ablations.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 import numpy as np
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from hpcfed.supernet.arch import Arch
-from hpcfed.supernet.space import ResNetSpace
 from hpcfed.supernet.slicing import SubnetSpec, widths
+from hpcfed.supernet.space import ResNetSpace
 
 TRAIN_MACS_PER_FORWARD = 3
 

@@ -28,13 +28,13 @@ import numpy as np
 import torch
 
 from hpcfed.config import JobConfig
-from hpcfed.learning.dropout import DropoutVector, RATES, groups, relative_macs, schedule
 from hpcfed.errors import ConfigError
+from hpcfed.learning.dropout import RATES, DropoutVector, groups, relative_macs, schedule
 from hpcfed.learning.evaluation import calibrate, score
 from hpcfed.learning.sandwich import train_schedule
+from hpcfed.learning.training import batch_lengths, min_batch
 from hpcfed.seeding import rng, torch_generator
 from hpcfed.supernet import ElasticResNet, ResNetSpace, SubnetSpec
-from hpcfed.learning.training import batch_lengths, min_batch
 
 TABLE_FORMAT = 1
 

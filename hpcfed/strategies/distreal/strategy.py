@@ -28,13 +28,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hpcfed.learning import dropout
 from hpcfed.config.checks import check, check_choice
-from hpcfed.strategies.distreal.dse import ProxyQuality, Table, explore, uniform_table
 from hpcfed.errors import ConfigError
-from hpcfed.strategies.base import Strategy, StrategyOptions, fit_or_none
-from hpcfed.supernet import SubnetSpec, cost
+from hpcfed.learning import dropout
 from hpcfed.learning.training import batch_lengths, min_batch
+from hpcfed.strategies.base import Strategy, StrategyOptions, fit_or_none
+from hpcfed.strategies.distreal.dse import ProxyQuality, Table, explore, uniform_table
+from hpcfed.supernet import SubnetSpec, cost
 
 
 @dataclass(frozen=True)
