@@ -1,4 +1,4 @@
-"""Stopping a run through its launcher: SIGTERM to ``mpirun`` (not to rank 0) at 20 random moments.
+"""Stopping a run through its launcher: SIGTERM to ``mpirun`` (not to rank 0) at 12 random moments.
 
 Open MPI's ``mpirun`` passes the signal to every rank, SIGKILLs them all about 0.25 s later and no
 longer forwards their output (hpcfed.runtime.interrupts). Whatever rank 0 manages in that time, every stop
@@ -22,7 +22,7 @@ from tests.launch import TINY, run_hpcfed
 
 ROUNDS = 6
 JOB = [*TINY, "--set", f"rounds={ROUNDS}", "--set", "checkpoint.every=4", "--set", "eval.every=2"]
-MOMENTS = 20
+MOMENTS = 12
 
 
 def final_sha(path) -> str:

@@ -177,11 +177,18 @@ def test_where_hdf5_file_locking_is_forced_the_writer_and_readers_wait_for_each_
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HDF5_USE_FILE_LOCKING": "TRUE"}
     reader = subprocess.Popen([sys.executable, "-c", READER, str(out)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
-    assert reader.stdout.readline() == "ready\n"
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(out), "100", "0.02"], cwd=ROOT, env=env)
-    stdout, stderr = reader.communicate(timeout=300)
-    assert writer.wait(timeout=300) == 0
-    assert reader.returncode == 0 and int(stdout) >= 2, stderr
+    writer = None
+    try:   # the reader loops until the file says "finished": it must not outlive a failed writer
+        assert reader.stdout.readline() == "ready\n"
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(out), "100", "0.02"], cwd=ROOT, env=env)
+        assert writer.wait(timeout=300) == 0
+        stdout, stderr = reader.communicate(timeout=60)
+        assert reader.returncode == 0 and int(stdout) >= 2, stderr
+    finally:
+        for proc in (reader, writer):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def test_a_foreign_program_holding_the_file_with_hdf5_locking_does_not_stop_readers(tmp_path, capsys):
