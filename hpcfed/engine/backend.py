@@ -8,7 +8,6 @@ SUM reduction. The round loop (hpcfed.engine.server) sees only this interface.
 """
 from __future__ import annotations
 
-import pickle
 from typing import Callable
 
 import numpy as np
@@ -79,7 +78,7 @@ class MPIBackend(Backend):
         while_running()
         layout = FusedLayout.of(plan, self.model.num_params, self.comm.size)
         fused = self.comm.reduce_sum(np.zeros(layout.size, dtype=np.int64))
-        traffic = {"mpi_bytes": sent + (self.comm.size - 1) * (len(pickle.dumps(message)) + fused.nbytes),
+        traffic = {"mpi_bytes": sent + (self.comm.size - 1) * (self.comm.bcast_bytes + fused.nbytes),
                    "slice_bytes": 2 * 4 * shipped}   # float32 values of each union, down and up
         ranks = np.zeros(len(plan.tasks), dtype=np.int64)
         for worker, tasks in mapping.items():

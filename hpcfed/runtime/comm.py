@@ -9,10 +9,17 @@ Failing fast: rank 0 never blocks inside MPI while workers compute; it polls its
 signals reach it (hpcfed.runtime.interrupts) and a worker's failure report (``TAG_FAIL``) is seen within
 milliseconds, raised as :class:`RankFailed`. A worker that fails reports to rank 0 and then
 aborts the job; a rank that dies outright is detected by the launcher, which ends the job.
+
+Waiting costs no core: a blocking MPI call spins, so a worker waiting for the next plan, its
+weights or the reduction would take a core from the workers still training (with more ranks than
+cores, the usual case on a laptop and under ``mpirun -n 8`` on two cores). Every wait here is a
+nonblocking request polled with sleeps that back off from ``BACKOFF_FIRST_S`` to ``BACKOFF_MAX_S``,
+and the plan travels by two nonblocking broadcasts (its length, then its pickled bytes).
 """
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 import time
 import traceback
@@ -41,6 +48,8 @@ if _CHOSE_TRANSPORT:
 
 TAG_WEIGHTS, TAG_FAIL = 12, 13
 POLL_S = 0.002          # rank 0's polling interval while workers compute
+BACKOFF_FIRST_S = 5e-5  # a waiting worker's first sleep between two tests of its requests,
+BACKOFF_MAX_S = 2e-3    # doubled up to this
 REPORT_GRACE_S = 10.0   # how long a failing worker waits for rank 0 to end the job before aborting itself
 
 
@@ -57,6 +66,7 @@ class Comm:
         node = self.comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
         self.local_rank, self.local_size = node.Get_rank(), node.Get_size()
         node.Free()
+        self.bcast_bytes = 0   # bytes the last bcast sent to each other rank
 
     @property
     def is_server(self) -> bool:
@@ -67,10 +77,18 @@ class Comm:
         return range(1, self.size)
 
     def bcast(self, obj=None):
-        """Rank 0's small Python object on every rank (pickled)."""
+        """Rank 0's small Python object on every rank (pickled; the other ranks wait without spinning)."""
         if self.size == 1:
             return obj
-        return self.comm.bcast(obj, root=0)
+        payload = np.frombuffer(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL), dtype=np.uint8) \
+            if self.rank == 0 else None
+        length = np.array([len(payload) if payload is not None else 0], dtype=np.int64)
+        self._wait([self.comm.Ibcast(length, root=0)])
+        if payload is None:
+            payload = np.empty(int(length[0]), dtype=np.uint8)
+        self._wait([self.comm.Ibcast(payload, root=0)])
+        self.bcast_bytes = length.nbytes + payload.nbytes
+        return obj if self.rank == 0 else pickle.loads(payload.tobytes())
 
     def gather(self, obj):
         """Every rank's small Python object, as a list on rank 0 (None elsewhere)."""
@@ -97,7 +115,7 @@ class Comm:
 
     def recv_from_server(self, buffers: list[tuple[np.ndarray, int]]) -> None:
         """Worker: post ``Irecv`` into each preallocated (buffer, tag) and wait for all."""
-        MPI.Request.Waitall([self.comm.Irecv(buf, source=0, tag=tag) for buf, tag in buffers])
+        self._wait([self.comm.Irecv(buf, source=0, tag=tag) for buf, tag in buffers])
 
     def reduce_sum(self, buf: np.ndarray) -> np.ndarray | None:
         """Element-wise SUM of ``buf`` over all ranks, delivered to rank 0 (None elsewhere)."""
@@ -108,9 +126,13 @@ class Comm:
         return out
 
     def _wait(self, requests: list) -> None:
-        """Complete ``requests``; rank 0 polls, watching for failure reports and letting signals in."""
+        """Complete ``requests``; rank 0 polls, watching for failure reports and letting signals in; a
+        worker polls with backing-off sleeps (no spinning core)."""
         if self.rank != 0:
-            MPI.Request.Waitall(requests)
+            pause = BACKOFF_FIRST_S
+            while not MPI.Request.Testall(requests):
+                time.sleep(pause)
+                pause = min(2 * pause, BACKOFF_MAX_S)
             return
         while not MPI.Request.Testall(requests):
             self.check_failures()
