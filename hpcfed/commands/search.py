@@ -84,7 +84,7 @@ def _setup(argv: list[str] | None, comm: Comm) -> dict:
     network = run.network(space)
     calibration = run.calibration(data)
     x, y, source = post_search.validation_set(run, data)
-    scorer = post_search.Scorer(comm, network, x, y, calibration, run.job.eval.batch_size)
+    scorer = post_search.Scorer(comm, network, x, y, calibration, run.job.eval.batch_size, run.eval_precision)
     return {"args": args, "run": run, "data": data, "space": space, "budget": budget, "network": network,
             "calibration": calibration, "source": source, "scorer": scorer, "out": out}
 
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None, comm: Comm | None = None) -> int:
     result = SearchResult(front, result.references, result.evaluated)
     tested = post_search.report_test_accuracy(setup["network"], [c.arch for c in front] + [c.arch for _, c in
                                               result.references], setup["data"], run.job.eval.batch_size,
-                                              setup["calibration"])
+                                              setup["calibration"], run.eval_precision)
     rows = [_row("front", c.arch.name, c, tested) for c in front]
     refs = [_row("reference", name, c, tested) for name, c in result.references]
     print(f"search: {len(result.evaluated)} architectures scored in {wall:.1f} s on {comm.size} ranks")

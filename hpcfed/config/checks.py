@@ -18,6 +18,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.space": ("resnet", "mobilenet"),
     "model.norm": ("none", "bn", "rms"),
     "train.device": ("auto", "cpu", "cuda"),
+    "train.precision": ("fp32", "bf16"),
+    "train.memory_format": ("auto", "contiguous", "channels_last"),
+    "eval.precision": ("", "fp32", "bf16"),
 }
 
 

@@ -120,6 +120,10 @@ class TrainConfig:
     max_update_ratio: float = 10.0  # reject a client whose update norm exceeds this x its slice's norm; 0 = off
     batch_clients: int = 1      # clients with the same subnet trained together as one grouped network; 1 = one at a time
     device: str = "auto"        # auto | cpu | cuda
+    precision: str = "fp32"     # fp32 | bf16: bf16 autocast for forward and backward (hpcfed.learning.precision);
+                                # weights, optimiser, reduction, merge and checkpoints stay fp32
+    memory_format: str = "auto"  # auto | contiguous | channels_last: the layout of training batches;
+                                 # auto = channels_last with bf16, contiguous with fp32 (hpcfed.learning.precision)
     threads: int = 1            # torch threads per rank (0 = node cores / ranks on the node); part of
                                 # the science: results are bit-identical across rank counts at equal threads
 
@@ -135,6 +139,7 @@ class EvalConfig:
     val_clients: int = 8        # clients sampled for each federated validation
     patience: int = 0           # stop the run when validation accuracy has not improved for this many validations (0 = never)
     min_delta: float = 0.0      # an improvement must exceed this (accuracy fraction)
+    precision: str = ""         # fp32 | bf16 for every evaluation; "" = train.precision
 
 
 @dataclass(frozen=True)

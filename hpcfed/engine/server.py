@@ -29,6 +29,7 @@ from hpcfed.engine.backend import Backend
 from hpcfed.engine.controller import Controller
 from hpcfed.engine.planning import Planner
 from hpcfed.learning.evaluation import ReferenceEvaluation
+from hpcfed.learning.precision import eval_precision
 from hpcfed.population.devices import Population
 from hpcfed.record import checkpoint
 from hpcfed.record.checkpoint import Snapshot
@@ -62,7 +63,8 @@ class Server:
                                data.validation_per_client(), self.costs)
         calibration = calibration_sample(data, job.eval.calibration_samples, job.seed).to(device)
         self.evaluation = ReferenceEvaluation(model, strategy.references(), data.test_inputs.to(device),
-                                              data.y_test.to(device), job.eval.batch_size, calibration, data.inputs)
+                                              data.y_test.to(device), job.eval.batch_size, calibration, data.inputs,
+                                              eval_precision(job.train.precision, job.eval.precision))
         self.controller = Controller(job, strategy, lambda: self.clock)
         self.progress, self.checkpoint_file = progress, checkpoint_file
         self.last_accuracy: np.ndarray | None = None

@@ -20,6 +20,7 @@ import torch
 from hpcfed.data import FederatedData
 from hpcfed.learning.batched import train_group
 from hpcfed.learning.evaluation import calibrate, score
+from hpcfed.learning.precision import eval_precision
 from hpcfed.round.aggregate import FIXED_LIMIT, add_term, to_fixed
 from hpcfed.round.outcome import COLUMN, METRICS, FusedLayout
 from hpcfed.round.plan import TRAIN, Task, needed_slices
@@ -89,10 +90,11 @@ class ClientHost:
         with normalisation statistics calibrated on the client's own training samples."""
         x, y = (t.to(self.device) for t in self.data.client_validation(client))
         calibration = self.data.client_data(client)[0].to(self.device)
+        precision = eval_precision(self.job.train.precision, self.job.eval.precision)
         for task in tasks:
             self._load(task.model)
-            statistics = calibrate(self.model, task.spec, calibration)
-            correct, loss = score(self.model, task.spec, x, y, self.job.eval.batch_size, statistics)
+            statistics = calibrate(self.model, task.spec, calibration, precision)
+            correct, loss = score(self.model, task.spec, x, y, self.job.eval.batch_size, statistics, precision=precision)
             row = torch.zeros(len(METRICS), dtype=torch.float64)
             row[COLUMN["loss_sum"]], row[COLUMN["correct"]], row[COLUMN["total"]] = loss, correct, len(y)
             layout.metrics(fused)[task.slot] = to_fixed(row)

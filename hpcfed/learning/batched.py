@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from hpcfed.config import TrainConfig
+from hpcfed.learning.precision import arranged, autocast, memory_format
 from hpcfed.learning.training import batch_schedule, min_batch
 from hpcfed.supernet import ElasticResNet, SubnetSpec
 from hpcfed.supernet.network import network_forward
@@ -34,6 +35,7 @@ def train_group(model: ElasticResNet, spec: SubnetSpec, x: torch.Tensor, y: torc
     loss_sum = torch.zeros(group, dtype=torch.float64, device=device)
     seen = [0] * group
     state: dict = {}                                                      # SGD momentum state
+    layout = memory_format(cfg.memory_format, cfg.precision)
     for t in range(max(map(len, schedules), default=0)):
         by_size: dict[int, list[int]] = {}
         for g, schedule in enumerate(schedules):
@@ -41,7 +43,10 @@ def train_group(model: ElasticResNet, spec: SubnetSpec, x: torch.Tensor, y: torc
                 by_size.setdefault(len(schedule[t]), []).append(g)
         for size, members in by_size.items():
             batch = torch.stack([rows[g][schedules[g][t]] for g in members]).to(device)   # (G', size)
-            losses = _group_losses(model, spec, params, members, x[batch], y[batch], scale)
+            with autocast(cfg.precision, device):
+                logits = _group_logits(model, spec, params, members, x[batch], scale, layout)  # (G', B, classes)
+            losses = F.cross_entropy(logits.float().flatten(0, 1), y[batch].reshape(-1), reduction="none")
+            losses = losses.view(len(members), -1).mean(dim=1)                            # (G',)
             losses.sum().backward()                                       # clients are independent
             loss_sum[members] += losses.detach().double() * size
             for g in members:
@@ -54,19 +59,19 @@ def train_group(model: ElasticResNet, spec: SubnetSpec, x: torch.Tensor, y: torc
     return [(thetas[g], loss_sum[g].item() / seen[g] if seen[g] else float("nan"), seen[g]) for g in range(group)]
 
 
-def _group_losses(model, spec, params, members, xb, yb, scale) -> torch.Tensor:
-    """Mean cross-entropy of each member on its batch: xb (G', B, C, H, W), yb (G', B) -> (G',)."""
+def _group_logits(model, spec, params, members, xb, scale, layout) -> torch.Tensor:
+    """Each member's logits on its batch: xb (G', B, C, H, W) -> (G', B, classes); the network's input
+    in memory ``layout``."""
     count, size = xb.shape[:2]
     if count == 1:
         alone = {k: v[members[0]] for k, v in params.items()}
-        logits = network_forward(alone, model.space, spec.arch, xb[0], scale).unsqueeze(0)   # (1, B, classes)
+        logits = network_forward(alone, model.space, spec.arch, arranged(xb[0], layout), scale).unsqueeze(0)   # (1, B, classes)
     else:
         whole_group = count == next(iter(params.values())).shape[0]
         chosen = params if whole_group else {k: v[members] for k, v in params.items()}
         packed = xb.transpose(0, 1).reshape(size, -1, *xb.shape[3:])     # (B, G' x C, H, W)
-        logits = network_forward(chosen, model.space, spec.arch, packed, scale, groups=count).transpose(0, 1)
-    ce = F.cross_entropy(logits.reshape(count * size, -1), yb.reshape(-1), reduction="none")
-    return ce.view(count, size).mean(dim=1)
+        logits = network_forward(chosen, model.space, spec.arch, arranged(packed, layout), scale, groups=count).transpose(0, 1)
+    return logits
 
 
 def _sgd_step(params: dict, state: dict, active: torch.Tensor, cfg: TrainConfig) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from hpcfed.learning.precision import autocast
 from hpcfed.supernet import ElasticResNet, SubnetSpec
 from hpcfed.supernet.norm import NormStatistics
 
@@ -22,26 +23,31 @@ CALIBRATION_BATCH = 256   # samples per calibration forward pass (fixed: statist
 
 
 @torch.no_grad()
-def calibrate(model: ElasticResNet, spec: SubnetSpec, x: torch.Tensor) -> NormStatistics | None:
-    """The spec's normalisation statistics over the calibration inputs ``x`` (None: the norm has none)."""
+def calibrate(model: ElasticResNet, spec: SubnetSpec, x: torch.Tensor, precision: str = "fp32") -> NormStatistics | None:
+    """The spec's normalisation statistics over the calibration inputs ``x`` (None: the norm has none),
+    with the forward passes at ``precision`` (hpcfed.learning.precision; the sums are float64)."""
     if model.space.norm != "bn":
         return None
     statistics = NormStatistics()
-    for start in range(0, len(x), CALIBRATION_BATCH):
-        model(x[start:start + CALIBRATION_BATCH], spec, statistics=statistics)
+    with autocast(precision, x.device):
+        for start in range(0, len(x), CALIBRATION_BATCH):
+            model(x[start:start + CALIBRATION_BATCH], spec, statistics=statistics)
     return statistics.freeze()
 
 
 @torch.no_grad()
 def score(model: ElasticResNet, spec: SubnetSpec, x: torch.Tensor, y: torch.Tensor, batch_size: int,
-          statistics: NormStatistics | None, prepare: Callable[[torch.Tensor], torch.Tensor] | None = None
-          ) -> tuple[int, float]:
+          statistics: NormStatistics | None, prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
+          precision: str = "fp32") -> tuple[int, float]:
     """(correct predictions, summed cross-entropy) of ``spec`` on (x, y), sample by sample in effect;
-    ``prepare`` turns each batch of ``x`` into the model's inputs (a stored set's normalisation)."""
+    ``prepare`` turns each batch of ``x`` into the model's inputs (a stored set's normalisation); the
+    forward passes run at ``precision``, the scores in fp32."""
     correct, loss = 0, 0.0
     for start in range(0, len(y), batch_size):
         batch = x[start:start + batch_size]
-        logits = model(batch if prepare is None else prepare(batch), spec, statistics=statistics)
+        with autocast(precision, batch.device):
+            logits = model(batch if prepare is None else prepare(batch), spec, statistics=statistics)
+        logits = logits.float()
         target = y[start:start + batch_size]
         correct += int((logits.argmax(dim=1) == target).sum())
         loss += float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
@@ -50,11 +56,11 @@ def score(model: ElasticResNet, spec: SubnetSpec, x: torch.Tensor, y: torch.Tens
 
 def evaluate(model: ElasticResNet, specs: list[SubnetSpec], x: torch.Tensor, y: torch.Tensor,
              batch_size: int, calibration: torch.Tensor,
-             prepare: Callable[[torch.Tensor], torch.Tensor] | None = None) -> np.ndarray:
+             prepare: Callable[[torch.Tensor], torch.Tensor] | None = None, precision: str = "fp32") -> np.ndarray:
     """Top-1 accuracy (fraction in [0, 1]) of each spec on (x, y), statistics calibrated on ``calibration``
-    (``prepare``: as :func:`score`)."""
-    return np.array([score(model, spec, x, y, batch_size, calibrate(model, spec, calibration), prepare)[0] / len(y)
-                     for spec in specs])
+    (``prepare``, ``precision``: as :func:`score`)."""
+    return np.array([score(model, spec, x, y, batch_size, calibrate(model, spec, calibration, precision), prepare,
+                           precision)[0] / len(y) for spec in specs])
 
 
 class ReferenceEvaluation:
@@ -63,9 +69,9 @@ class ReferenceEvaluation:
 
     def __init__(self, model: ElasticResNet, references: list[tuple[int, SubnetSpec]], x: torch.Tensor,
                  y: torch.Tensor, batch_size: int, calibration: torch.Tensor,
-                 prepare: Callable[[torch.Tensor], torch.Tensor] | None = None):
+                 prepare: Callable[[torch.Tensor], torch.Tensor] | None = None, precision: str = "fp32"):
         self.model, self.references, self.x, self.y, self.batch_size = model, references, x, y, batch_size
-        self.calibration, self.prepare = calibration, prepare
+        self.calibration, self.prepare, self.precision = calibration, prepare, precision
 
     def __call__(self, models: dict[int, torch.Tensor]) -> np.ndarray:
         return self.score(models, self.references)
@@ -78,5 +84,5 @@ class ReferenceEvaluation:
             columns = [i for i, (m, _) in enumerate(references) if m == model_id]
             self.model.flat.copy_(models[model_id])
             accuracy[columns] = evaluate(self.model, [references[i][1] for i in columns], self.x, self.y,
-                                         self.batch_size, self.calibration, self.prepare)
+                                         self.batch_size, self.calibration, self.prepare, self.precision)
         return accuracy

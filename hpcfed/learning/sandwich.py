@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from hpcfed.config import TrainConfig
+from hpcfed.learning.precision import autocast
 from hpcfed.learning.training import batch_schedule, min_batch, sgd_steps
 from hpcfed.supernet import ElasticResNet, SubnetSpec
 
@@ -27,19 +28,25 @@ Schedule = tuple[tuple[SubnetSpec, ...], ...]   # per local batch: the subnets i
 
 
 def sandwich_step_loss(model: ElasticResNet, specs: tuple[SubnetSpec, ...], x: torch.Tensor, y: torch.Tensor,
-                       distill: bool, scale: Callable[[SubnetSpec], float] = lambda s: 1.0) -> torch.Tensor:
+                       distill: bool, scale: Callable[[SubnetSpec], float] = lambda s: 1.0,
+                       precision: str = "fp32") -> torch.Tensor:
     """Backpropagate every term of one batch into the parameters' ``.grad``; return their sum (detached).
 
     Terms: cross-entropy of ``specs[0]``; for each later spec, KL(teacher || student) with the
-    teacher's soft outputs (``distill``) or cross-entropy against ``y``. Gradients accumulate.
+    teacher's soft outputs (``distill``) or cross-entropy against ``y``. Gradients accumulate. The
+    forward passes run at ``precision`` (hpcfed.learning.precision), the losses in fp32.
     """
-    teacher_logits = model(x, specs[0], scale(specs[0]))
+    with autocast(precision, x.device):
+        teacher_logits = model(x, specs[0], scale(specs[0]))
+    teacher_logits = teacher_logits.float()
     loss = F.cross_entropy(teacher_logits, y)
     loss.backward()
     total = loss.detach()
     soft = F.softmax(teacher_logits.detach(), dim=1)
     for spec in specs[1:]:
-        logits = model(x, spec, scale(spec))
+        with autocast(precision, x.device):
+            logits = model(x, spec, scale(spec))
+        logits = logits.float()
         if distill:
             term = F.kl_div(F.log_softmax(logits, dim=1), soft, reduction="batchmean")
         else:
@@ -63,4 +70,5 @@ def train_schedule(model: ElasticResNet, schedule: Sequence[tuple[SubnetSpec, ..
         raise ValueError(f"subnet schedule has {len(schedule)} entries for {len(batches)} batches")
     batches = batches[:len(schedule)]   # a shorter schedule ends the local work early (fewer local steps)
     return sgd_steps(model, batches, x, y, cfg,
-                     lambda step, xb, yb: sandwich_step_loss(model, schedule[step], xb, yb, distill, scale))
+                     lambda step, xb, yb: sandwich_step_loss(model, schedule[step], xb, yb, distill, scale,
+                                                             cfg.precision))

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from hpcfed.config import TrainConfig
+from hpcfed.learning.precision import arranged, autocast, memory_format
 from hpcfed.supernet import ElasticResNet, SubnetSpec
 
 
@@ -40,12 +41,15 @@ def batch_lengths(n: int, cfg: TrainConfig, smallest: int) -> list[int]:
 
 def train_subnet(model: ElasticResNet, spec: SubnetSpec, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
                  generator: torch.Generator, scale: float = 1.0) -> tuple[float, int]:
-    """``cfg.local_epochs`` epochs of SGD on (x, y); returns (mean training loss, samples processed).
+    """``cfg.local_epochs`` epochs of SGD on (x, y) at ``cfg.precision``; returns (mean training loss, samples
+    processed).
 
     Batch order comes from ``generator`` (CPU), so it does not depend on the hosting rank.
     """
     def batch_loss(step: int, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        loss = F.cross_entropy(model(xb, spec, scale), yb)
+        with autocast(cfg.precision, xb.device):
+            logits = model(xb, spec, scale)
+        loss = F.cross_entropy(logits.float(), yb)   # the loss in fp32 whatever the forward's precision
         loss.backward()
         return loss.detach()
     return sgd_steps(model, batch_schedule(len(y), cfg, generator, min_batch(model.space.norm)), x, y, cfg,
@@ -56,18 +60,20 @@ def sgd_steps(model: ElasticResNet, batches: list[torch.Tensor], x: torch.Tensor
               cfg: TrainConfig, batch_loss: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
               ) -> tuple[float, int]:
     """One clipped SGD step per batch of ``batches`` (sample indices), after ``batch_loss(step, x_b, y_b)``
-    has backpropagated that batch's loss into fresh gradients and returned it (detached).
-    Returns (mean loss over samples, samples processed)."""
+    has backpropagated that batch's loss into fresh gradients and returned it (detached); ``x_b`` comes
+    in the layout of ``cfg.memory_format``. Returns (mean loss over samples, samples processed)."""
     params = list(model.weights)
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                          foreach=True)   # one kernel per step for all tensors; the same bits as the loop
+    layout = memory_format(cfg.memory_format, cfg.precision)
     loss_sum = torch.zeros((), dtype=torch.float64, device=x.device)
     seen = 0
     for step, idx in enumerate(batches):
         idx = idx.to(x.device)
         opt.zero_grad(set_to_none=True)
-        loss = batch_loss(step, x[idx], y[idx])
+        loss = batch_loss(step, arranged(x[idx], layout), y[idx])
         if cfg.clip_norm > 0:
-            torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
+            torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm, foreach=True)
         opt.step()
         loss_sum.add_(loss, alpha=len(idx))
         seen += len(idx)

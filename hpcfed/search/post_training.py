@@ -85,17 +85,17 @@ class Scorer(Spread):
     every other rank calls :meth:`serve` and returns when rank 0 stops."""
 
     def __init__(self, comm: Comm, network: ElasticResNet, x: torch.Tensor, y: torch.Tensor,
-                 calibration: torch.Tensor, batch_size: int):
+                 calibration: torch.Tensor, batch_size: int, precision: str = "fp32"):
         super().__init__(comm, lambda archs: evaluate(network, [SubnetSpec(a) for a in archs], x, y, batch_size,
-                                                      calibration).tolist())
+                                                      calibration, precision=precision).tolist())
 
 
 def report_test_accuracy(network: ElasticResNet, archs: list[Arch], data: FederatedData, batch_size: int,
-                  calibration: torch.Tensor) -> dict[Arch, float]:
+                         calibration: torch.Tensor, precision: str = "fp32") -> dict[Arch, float]:
     """Test accuracy of each architecture, for the report only: called once, after the search."""
     archs = list(dict.fromkeys(archs))
     return dict(zip(archs, evaluate(network, [SubnetSpec(a) for a in archs], data.x_test, data.y_test,
-                                    batch_size, calibration).tolist()))
+                                    batch_size, calibration, precision=precision).tolist()))
 
 
 def record(path, result: SearchResult, tested: dict[Arch, float], attrs: dict) -> None:

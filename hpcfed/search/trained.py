@@ -23,6 +23,7 @@ from hpcfed.config import JobConfig
 from hpcfed.data import FederatedData
 from hpcfed.data.splits import calibration_sample
 from hpcfed.errors import ConfigError, HpcfedError
+from hpcfed.learning.precision import eval_precision
 from hpcfed.record import live
 from hpcfed.strategies import STRATEGIES, Strategy
 from hpcfed.supernet import Arch, ElasticResNet, ResNetSpace, SubnetSpec
@@ -72,6 +73,11 @@ class TrainedRun:
     def calibration(self, data: FederatedData) -> torch.Tensor:
         """The training inputs the run's evaluation calibrated normalisation statistics on."""
         return calibration_sample(data, self.job.eval.calibration_samples, self.job.seed)
+
+    @property
+    def eval_precision(self) -> str:
+        """The precision the run's evaluations used (hpcfed.learning.precision)."""
+        return eval_precision(self.job.train.precision, self.job.eval.precision)
 
     def reference_specs(self) -> list[SubnetSpec]:
         return [SubnetSpec(arch) for _, arch, _ in self.references]

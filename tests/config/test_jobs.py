@@ -105,6 +105,9 @@ BAD_SETS = [
     (["devices.speed_macs_per_s=[1]"], "devices.speed_macs_per_s"),
     (["strategy.name=fedavg", "strategy.fedavg.arch=ref9"], "strategy.fedavg.arch"),   # eval.subnets 5: ref0..ref4
     (["devices.availability=trace"], "devices.trace"),     # trace without a file
+    (["train.precision=fp16"], "train.precision"),         # bf16 or fp32 only
+    (["eval.precision=half"], "eval.precision"),
+    (["train.memory_format=nhwc"], "train.memory_format"),
 ]
 
 

@@ -31,6 +31,7 @@ from hpcfed.config import JobConfig
 from hpcfed.errors import ConfigError
 from hpcfed.learning.dropout import RATES, DropoutVector, groups, relative_macs, schedule
 from hpcfed.learning.evaluation import calibrate, score
+from hpcfed.learning.precision import eval_precision
 from hpcfed.learning.sandwich import train_schedule
 from hpcfed.learning.training import batch_lengths, min_batch
 from hpcfed.seeding import rng, torch_generator
@@ -129,8 +130,9 @@ class ProxyQuality:
     def loss(self) -> float:
         """Mean cross-entropy of the full network on the held-out half (statistics calibrated on it)."""
         spec = SubnetSpec(self.space.largest())
-        statistics = calibrate(self.model, spec, self.x_held)
-        _, loss = score(self.model, spec, self.x_held, self.y_held, 256, statistics)
+        precision = eval_precision(self.job.train.precision, self.job.eval.precision)
+        statistics = calibrate(self.model, spec, self.x_held, precision)
+        _, loss = score(self.model, spec, self.x_held, self.y_held, 256, statistics, precision=precision)
         return loss / len(self.y_held)
 
     def __call__(self, vector: DropoutVector) -> float:
