@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("hpcfed.commands.export", "export a trained subnet as a standalone torch program"),
     "dse": ("hpcfed.commands.dse", "DISTREAL's design-space exploration of dropout vectors"),
     "bench-efficiency": ("hpcfed.commands.bench_efficiency", "training throughput against a plain torch loop"),
+    "bench-step": ("hpcfed.commands.bench_step", "one training step in fp32/bf16 x NCHW/NHWC, hpcfed and plain"),
     "bench-comm": ("hpcfed.commands.bench_comm", "MPI bytes per round against what the slices need"),
     "bench-memory": ("hpcfed.commands.bench_memory", "peak memory per rank on CIFAR-10 at its real size"),
     "bench-overhead": ("hpcfed.commands.bench_overhead", "round overhead as the population grows"),

@@ -8,6 +8,7 @@
 #
 # The unit tier runs on both cores (pytest-xdist: its tests are independent and in-process); the
 # end-to-end tier too, with TEST_WORKERS workers (default 2; each run is one process or mpirun -n 2-5).
+# Each tier ends with its slowest tests (--durations), to keep an eye on the suite's time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -24,11 +25,11 @@ case "${1:-}" in
 esac
 
 echo "== unit tests"
-timeout 900 python -m pytest -q -n "${WORKERS}" -m "not e2e and not mpi and not slurm" tests
+timeout 900 python -m pytest -q -n "${WORKERS}" --durations=5 -m "not e2e and not mpi and not slurm" tests
 [ "${fast}" = 1 ] && exit 0
 echo "== end-to-end runs"
-timeout 2400 python -m pytest -q -n "${WORKERS}" -m "e2e and not mpi and not slurm" tests
+timeout 2400 python -m pytest -q -n "${WORKERS}" --durations=15 -m "e2e and not mpi and not slurm" tests
 echo "== MPI tests under mpirun -n ${MPI_RANKS}"
 timeout 600 mpirun -n "${MPI_RANKS}" python -m pytest -q --only-mpi tests/mpi
 echo "== SLURM tests"
-timeout 900 python -m pytest -q -m slurm tests
+timeout 900 python -m pytest -q --durations=5 -m slurm tests

@@ -57,6 +57,10 @@ class _Layers:
         w = self.p[name]
         w = w.reshape(-1, *w.shape[-3:])                       # copies stacked on out-channels
         groups = len(w) if depthwise else self.groups          # depthwise: every (copy's) channel alone
+        if stride > 1 and w.shape[-1] == 1 and h.device.type == "cpu" and 1 < h.shape[1] // groups < 8 \
+                and not h.is_contiguous():
+            h = h.contiguous()   # torch 2.13's CPU kernels corrupt the heap on a strided 1x1 convolution of
+                                 # channels-last input with 2-6 channels (tests/supernet/test_channels_last.py)
         out = F.conv2d(h, w, stride=stride, padding=w.shape[-1] // 2, groups=groups)
         return out * self.scale if self.scale != 1.0 else out
 

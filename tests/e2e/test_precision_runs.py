@@ -2,8 +2,6 @@
 after a kill and ``--resume``, because weights, reduction, merge and checkpoints stay fp32."""
 from __future__ import annotations
 
-import signal
-
 import h5py
 
 from tests.e2e.test_resume import PLACEMENT, assert_same_science, tables

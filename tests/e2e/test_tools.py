@@ -168,3 +168,29 @@ def test_compare_bad_input_is_one_line_and_exit_2(tmp_path, args, expected):
     assert proc.returncode == 2 and proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1 and expected in proc.stderr, proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_bench_efficiency_reports_each_side_as_gmacs_and_a_share_of_the_measured_peak(precision):
+    out = run_tool("tools/bench_efficiency.py", "--rounds", "1", "--repeat", "1", "--gemm", "256",
+                   "--precision", precision, "--set", "clients.per_round=2", *SMALL_MODEL)
+    model = next(line for line in out.splitlines() if line.startswith("model:"))
+    assert f"{precision}, {'channels-last' if precision == 'bf16' else 'contiguous'}" in model
+    peak = float(re.search(rf"256x256 matrix product in {precision}: ([\d.]+) GMAC/s", out).group(1))
+    assert peak > 0
+    sides = re.findall(r"(\d+) samples in ([\d.]+) s = \d+ samples/s, ([\d.]+) GMAC/s = ([\d.]+)% of peak", out)
+    assert len(sides) == 2 and sides[0][0] == sides[1][0]              # both sides trained the same samples
+    for _, seconds, rate, share in sides:
+        assert float(rate) > 0 and abs(float(share) - 100 * float(rate) / peak) < 0.1 * float(share) + 0.1
+    ratio = float(re.search(r"efficiency ratio \(hpcfed one at a time / plain loop\): ([\d.]+)", out).group(1))
+    assert 0.1 < ratio < 3
+
+
+def test_bench_step_times_every_precision_and_layout_for_both_networks():
+    out = run_tool("tools/bench_step.py", "--steps", "2", "--turns", "1", *SMALL_MODEL)
+    for network in ("hpcfed supernet", "plain subnet"):
+        line = next(line for line in out.splitlines() if line.startswith(network))
+        found = re.findall(r"(fp32|bf16) (NCHW|NHWC): ([\d.]+) ms \(([\d.]+)x\)", line)
+        assert [(p, layout) for p, layout, _, _ in found] == [("fp32", "NCHW"), ("fp32", "NHWC"), ("bf16", "NCHW"),
+                                                            ("bf16", "NHWC")]
+        assert all(float(ms) > 0 for _, _, ms, _ in found) and found[0][3] == "1.00"
