@@ -138,6 +138,11 @@ def peak_gmacs(precision: str, n: int, seconds: float = 2.0) -> float:
     return n ** 3 / best / 1e9
 
 
+def gmacs(rate: float) -> str:
+    """A rate in GMAC/s with three significant digits below 10 (bf16 emulated on a CPU runs at 0.1)."""
+    return f"{rate:.1f}" if rate >= 10 else f"{rate:.3f}"
+
+
 def measure(args, overrides: list[str]) -> int:
     job = load_job(None, overrides)
     torch.set_num_threads(args.threads)
@@ -159,7 +164,7 @@ def measure(args, overrides: list[str]) -> int:
         else "contiguous"
     print(f"model: largest subnet ({space}), {job.data.name}, batch {job.train.batch_size}, "
           f"{args.threads} thread(s), {args.precision}, {layout}; {largest.macs / 1e6:.2f} MMAC forward per sample")
-    print(f"peak: {args.gemm}x{args.gemm} matrix product in {args.precision}: {peak:.1f} GMAC/s")
+    print(f"peak: {args.gemm}x{args.gemm} matrix product in {args.precision}: {gmacs(peak)} GMAC/s")
     if args.precision == "bf16" and peak < peak_gmacs("fp32", args.gemm):
         print(f"note: bf16 products run slower than fp32 here (torch's CPU capability: "
               f"{torch.backends.cpu.get_cpu_capability()}): this CPU has no bf16 units and torch emulates them, "
@@ -168,7 +173,7 @@ def measure(args, overrides: list[str]) -> int:
                                    ("hpcfed, one at a time", sim_samples, sim_seconds)):
         rate = (largest.train_macs(samples) + largest.macs * len(data.y_test)) / seconds / 1e9
         print(f"{name:<24}: {samples} samples in {seconds:.2f} s = {samples / seconds:.0f} samples/s, "
-              f"{rate:.1f} GMAC/s = {rate / peak:.1%} of peak")
+              f"{gmacs(rate)} GMAC/s = {rate / peak:.1%} of peak")
     print(f"efficiency ratio (hpcfed one at a time / plain loop): {sim_samples / sim_seconds / loop_rate:.3f}")
     if args.batch_clients > 1:
         b_seconds = math.inf

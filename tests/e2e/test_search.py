@@ -65,7 +65,7 @@ def test_the_search_runs_with_the_test_set_sealed_and_reads_it_only_to_report(tr
 
     reported = []
 
-    def stub(network, archs, data, batch_size, calibration):
+    def stub(network, archs, data, batch_size, calibration, precision):
         assert "generation 2/2" in capsys.readouterr().out   # the search is over
         reported.extend(archs)
         return {a: float("nan") for a in archs}
