@@ -16,6 +16,8 @@ import importlib
 import os
 import sys
 
+from hpcfed.errors import did_you_mean
+
 # subcommand -> (module with main(argv), one line of what it does)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("hpcfed.run", "train a supernet family by federated learning (python -m hpcfed.run)"),
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"hpcfed: error: unknown command {name!r}; accepted: {', '.join(COMMANDS)}", file=sys.stderr)
+        print(f"hpcfed: error: unknown command {name!r}{did_you_mean(name, COMMANDS)}; accepted: {', '.join(COMMANDS)}",
+              file=sys.stderr)
         return 2
     if name == "run":   # before the heavy imports: a signal while starting ends rank 0 with a clear line
         from hpcfed.runtime.interrupts import install_at_start

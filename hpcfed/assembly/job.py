@@ -20,7 +20,7 @@ from typing import Any
 from hpcfed.config import DEFAULT_METHOD, JobConfig, StrategyConfig, StrategyOptions
 from hpcfed.config.checks import validate
 from hpcfed.config.parse import apply_override, build, convert, flow, read_mapping
-from hpcfed.errors import ConfigError
+from hpcfed.errors import ConfigError, did_you_mean
 from hpcfed.strategies import STRATEGIES
 
 
@@ -58,7 +58,7 @@ def options_class(name: str) -> type[StrategyOptions]:
     """The options class of method ``name``; an unknown name is a one-line error naming strategy.name."""
     classes = options_classes()
     if name not in classes:
-        raise ConfigError(f"strategy.name = {name!r}: accepted {' | '.join(classes)}")
+        raise ConfigError(f"strategy.name = {name!r}: accepted {' | '.join(classes)}{did_you_mean(name, classes)}")
     return classes[name]
 
 

@@ -38,11 +38,12 @@ def check_output(path: Path, overwrite: bool, resume: bool) -> None:
         raise HpcfedError(f"--resume: results file {str(path)!r} does not exist; --out must name the run to continue")
     if path.exists() and not (overwrite or resume):
         raise HpcfedError(f"--out {str(path)!r} already exists; pass --resume to continue it or --overwrite to replace it")
-    parent = path.parent
-    if not parent.is_dir():
-        raise HpcfedError(f"--out {str(path)!r}: folder {str(parent)!r} does not exist; create it first")
-    if not os.access(parent, os.W_OK):
-        raise HpcfedError(f"--out {str(path)!r}: folder {str(parent)!r} is not writable")
+    parent = path.parent   # created by the run if missing (start_run): its nearest existing folder must allow it
+    existing = next(p for p in (parent, *parent.parents) if p.exists())
+    if not existing.is_dir():
+        raise HpcfedError(f"--out {str(path)!r}: {str(existing)!r} is a file, so folder {str(parent)!r} cannot be made")
+    if not os.access(existing, os.W_OK):
+        raise HpcfedError(f"--out {str(path)!r}: folder {str(existing)!r} is not writable")
 
 
 def calibration_note(job: JobConfig, norm: str) -> str:
@@ -80,11 +81,11 @@ def assemble(comm: Comm, args: argparse.Namespace, setup: dict) -> None:
     for _, spec in references:
         space.validate(spec.arch)
     out = Path(args.out or f"runs/{job.name}-{time.strftime('%Y%m%d-%H%M%S')}.h5")
-    if args.out is None and comm.rank == 0:
-        out.parent.mkdir(parents=True, exist_ok=True)
     board = tensorboard.run_folder(job.output.tensorboard, out)
     if comm.rank == 0:
         check_output(out, args.overwrite, args.resume)
+        if not args.dry_run:
+            out.parent.mkdir(parents=True, exist_ok=True)   # --out runs/new/a.h5 works as the default does
         if board:
             tensorboard.check_folder(board, args.overwrite, args.resume)
     banner = (f"hpcfed: job {job.name!r}, strategy {job.strategy.name}, data {d.name}, {job.clients.total} clients "

@@ -99,7 +99,7 @@ def compact_step_seconds(space, vector: DropoutVector, batch_size: int, steps: i
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=sorted(MODELS), default="default")
     parser.add_argument("--job", default=None, help="a job file or shipped job name instead of --model's")
     parser.add_argument("--set", dest="overrides", action="append", default=[])

@@ -36,7 +36,7 @@ def peaks(settings: list[str], ranks: int) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ranks", type=int, default=3, help="MPI ranks (rank 0 serves, the rest train)")
     parser.add_argument("--per-batch", type=int, default=10000,
                         help="images per batch file (10000 = the real size: 5 x 10000 train, 10000 test)")

@@ -49,7 +49,7 @@ def measure(population: int, per_round: int, rounds: int, ranks: int, extra: lis
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--populations", default="1000,10000,100000")
     parser.add_argument("--per-round", default="100,1000")
     parser.add_argument("--rounds", type=int, default=4, help="rounds per run; the first is not counted")

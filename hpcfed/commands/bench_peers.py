@@ -100,7 +100,7 @@ def run_peer(name: str, python: Path, task: Path, workers: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--peers", default="pfl,flower", help="comma-separated subset of pfl,flower ('' = none)")
     parser.add_argument("--batch-clients", type=int, default=10, help="hpcfed's train.batch_clients for its batched rows")
     parser.add_argument("--venvs", default=str(Path.home() / ".cache" / "hpcfed-peers"), type=Path)

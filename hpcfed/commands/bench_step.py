@@ -29,7 +29,7 @@ LAYOUTS = {"NCHW": torch.contiguous_format, "NHWC": torch.channels_last}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=0, help="batch size (default: the job's train.batch_size)")
     parser.add_argument("--steps", type=int, default=20, help="steps per turn (default 20)")
     parser.add_argument("--turns", type=int, default=5, help="turns of every variant; the fastest counts (default 5)")

@@ -80,7 +80,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("jobset", help="job-set file (format in hpcfed/experiments/jobset.py) or shipped job-set name, "
                                        "e.g. jobs/compare_digits.yaml or compare_digits")
     parser.add_argument("--out", type=Path, help="folder for the jobs, runs, CSV and PNG (default: runs/<job set name>)")

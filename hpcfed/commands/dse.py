@@ -43,7 +43,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = _Parser(prog="python tools/dse.py", description=__doc__.splitlines()[0])
+    p = _Parser(prog="python tools/dse.py", description=__doc__.split("\n\n")[0])
     p.add_argument("job", help="the job whose model the table is for (YAML file or shipped name, e.g. distreal), "
                                "or a job set (with --method)")
     p.add_argument("--method", default="distreal", help="the method of a job set whose job to use (default distreal)")

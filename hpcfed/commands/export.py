@@ -20,7 +20,7 @@ from hpcfed.search.export import export
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", help="a finished run's results file (python -m hpcfed.run --out RUN.h5)")
     parser.add_argument("--arch", metavar="NAME",
                         help="a reference subnet of the run (eval/subnet_names), largest, smallest, or any "

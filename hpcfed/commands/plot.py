@@ -112,7 +112,7 @@ def _running(path: str, results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", metavar="run", help="HDF5 results file(s) written by hpcfed.run")
     parser.add_argument("--out-dir", help="folder for the PNG files (default: beside the (first) run)")
     parser.add_argument("--out", help="several runs: the figure's path (default: OUT_DIR/runs-acc_vs_time.png)")

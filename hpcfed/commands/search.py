@@ -45,7 +45,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = _Parser(prog="python tools/search.py", description=__doc__.splitlines()[0])
+    p = _Parser(prog="python tools/search.py", description=__doc__.split("\n\n")[0])
     p.add_argument("run", type=Path, help="a finished run's results file (python -m hpcfed.run --out RUN.h5)")
     p.add_argument("--macs", type=float, required=True, help="budget: forward MACs per sample, e.g. 2.4e6")
     p.add_argument("--params", type=float, help="budget: parameters (default: no limit)")

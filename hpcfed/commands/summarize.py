@@ -16,7 +16,7 @@ from hpcfed.record.report import summary
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="HDF5 results files written by hpcfed.run")
     args = parser.parse_args(argv)
     for i, path in enumerate(args.runs):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from hpcfed.config.schema import JobConfig
-from hpcfed.errors import ConfigError
+from hpcfed.errors import ConfigError, did_you_mean
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "devices.availability": ("always", "stochastic", "trace", "markov"),
@@ -32,7 +32,7 @@ def check(ok: bool, key: str, value: Any, accepted: str) -> None:
 
 def check_choice(value: str, key: str, choices: tuple[str, ...]) -> None:
     """Raise unless ``value`` is one of ``choices`` (listed in the message)."""
-    check(value in choices, key, value, " | ".join(choices))
+    check(value in choices, key, value, " | ".join(choices) + did_you_mean(value, choices))
 
 
 def _get(job: JobConfig, key: str) -> Any:

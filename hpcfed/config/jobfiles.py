@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hpcfed.config.parse import read_mapping
-from hpcfed.errors import ConfigError
+from hpcfed.errors import ConfigError, did_you_mean
 
 PACKAGE = Path(__file__).resolve().parents[1]   # hpcfed/ (this module is hpcfed/config/jobfiles.py)
 INSTALLED = PACKAGE / "jobs_shipped"   # a regular install (setup.py copies jobs/ here)
@@ -63,8 +63,9 @@ def resolve(spec: str, what: str = "job") -> Path:
         return table[name]
     kinds = {"job": [False], "job set": [True]}.get(what, [False, True])
     names = [n for n, path in table.items() if describe(path)[0] in kinds]
-    raise ConfigError(f"{what} {spec!r}: no such file here and no shipped {what} of that name; accepted: a "
-                      f"file path or a shipped name: {', '.join(names) or '(none shipped)'}")
+    raise ConfigError(f"{what} {spec!r}: no such file here and no shipped {what} of that name"
+                      f"{did_you_mean(name, names)}; accepted: a file path or a shipped name: "
+                      f"{', '.join(names) or '(none shipped)'}")
 
 
 def source_note(spec: str, path: Path) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from hpcfed.errors import ConfigError
+from hpcfed.errors import ConfigError, did_you_mean
 
 _EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 _MERGE = "tag:yaml.org,2002:merge"
@@ -114,7 +114,8 @@ def build(cls: type, raw: Any, key: str) -> Any:
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in raw if k not in names]
     if unknown:
-        raise ConfigError(f"{prefix}{unknown[0]}: unknown key; accepted keys here: {', '.join(names)}")
+        raise ConfigError(f"{prefix}{unknown[0]}: unknown key{did_you_mean(unknown[0], names)}; accepted keys here: "
+                          f"{', '.join(names)}")
     return cls(**{name: convert(hints[name], raw[name], prefix + name) for name in names if name in raw})
 
 
@@ -126,7 +127,9 @@ def convert(hint: Any, value: Any, key: str) -> Any:
     if origin is tuple:
         args = typing.get_args(hint)
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key} = {value!r}: expected a list")
+            written = value.strip("[]() ") if isinstance(value, str) else value
+            raise ConfigError(f"{key} = {value!r}: expected a list, written [{written}] "
+                              f"(in a job file, or --set {key}=[{written}])")
         if args[-1] is not Ellipsis and len(value) != len(args):
             raise ConfigError(f"{key} = {value!r}: expected a list of {len(args)} values")
         item = args[0]

@@ -12,13 +12,16 @@ files, so they are letters, digits, ``_`` and ``-``. See jobs/compare_digits.yam
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
+from hpcfed.config import JobConfig
 from hpcfed.config.parse import read_mapping
-from hpcfed.errors import ConfigError
+from hpcfed.errors import ConfigError, did_you_mean
 
 LABEL = re.compile(r"[A-Za-z0-9_-]+")
+JOB_KEYS = {f.name for f in dataclasses.fields(JobConfig)}   # a file with these at its top is a job
 
 
 def load_jobset(path: str) -> dict[str, dict[str, Any]]:
@@ -27,8 +30,12 @@ def load_jobset(path: str) -> dict[str, dict[str, Any]]:
     The mappings are not checked as jobs here: build each with hpcfed.config.build_job."""
     raw = read_mapping(path, "job-set file")
     unknown = [k for k in raw if k not in ("base", "methods")]
+    if "methods" not in raw and any(k in JOB_KEYS for k in unknown):
+        raise ConfigError(f"{path!r} is a job file, not a job set: a job set has base: (the common job) and methods: "
+                          f"(label: overrides); run a job with python -m hpcfed.run {path}")
     if unknown:
-        raise ConfigError(f"job-set file {path!r}: {unknown[0]!r}: unknown key; accepted keys: base, methods")
+        raise ConfigError(f"job-set file {path!r}: {unknown[0]!r}: unknown key{did_you_mean(unknown[0], ('base', 'methods'))}; "
+                          f"accepted keys: base, methods")
     base, methods = raw.get("base") or {}, raw.get("methods")
     if not isinstance(base, dict):
         raise ConfigError(f"job-set file {path!r}: base = {base!r}: expected a job mapping")

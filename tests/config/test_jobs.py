@@ -192,3 +192,26 @@ def test_model_space_picks_the_space_class():
     space = build_space(job, (1, 8, 8), 10)
     assert type(space) is MobileNetSpace and space.expand_choices == (0.5, 0.75, 1.0)
     assert type(build_space(load_job(None, ["model.space=resnet"]), (1, 8, 8), 10)) is ResNetSpace
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["roundz=3"], "roundz: unknown key (did you mean 'rounds'?); accepted keys here: name, seed, rounds"),
+    (["train.batchsize=8"], "train.batchsize: unknown key (did you mean 'batch_size'?)"),
+    (["model.norm=rmss"], "model.norm = 'rmss': accepted none | bn | rms (did you mean 'rms'?)"),
+    (["strategy.name=superfd"], "(did you mean 'superfed'?)"),
+    (["model.widths=16,32"], "model.widths = '16,32': expected a list, written [16,32] (in a job file, or "
+                             "--set model.widths=[16,32])"),
+    (["zzz=1"], "zzz: unknown key; accepted keys here"),   # nothing close: no guess
+])
+def test_errors_suggest_the_fix(overrides, message):
+    with pytest.raises(ConfigError) as info:
+        load_job(None, overrides)
+    assert message in str(info.value)
+
+
+def test_edit_distance_and_when_a_guess_is_offered():
+    from hpcfed.errors import did_you_mean, edits
+    assert edits("kitten", "sitting") == 3 and edits("", "abc") == 3 and edits("rms", "rms") == 0
+    assert did_you_mean("roundz", ["seed", "rounds"]) == " (did you mean 'rounds'?)"
+    assert did_you_mean("fedprox", ["fedrolex", "fedavg"]) == ""     # three edits in seven letters: no guess
+    assert did_you_mean("rms", ["rms"]) == "" and did_you_mean("x", []) == ""

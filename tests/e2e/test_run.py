@@ -180,3 +180,19 @@ def test_a_run_logs_the_schedules_macs_and_the_slices_bytes(tmp_path, strategy):
         assert sizes == {space.largest()}
     else:
         assert len(sizes) > 1      # the memory range spreads the clients over tiers
+
+
+def test_out_creates_its_folder_and_a_dry_run_creates_nothing(tmp_path):
+    dry = tmp_path / "dry" / "a.h5"
+    proc = run_hpcfed([*TINY, "--out", str(dry), "--dry-run"])
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "dry").exists()
+    out = tmp_path / "new" / "deeper" / "a.h5"
+    proc = run_hpcfed([*TINY, "--out", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    with h5py.File(out, "r") as f:
+        assert f.attrs["status"] == "finished"
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    proc = run_hpcfed([*TINY, "--out", str(blocked / "a.h5")])
+    assert proc.returncode == 2 and "is a file, so folder" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

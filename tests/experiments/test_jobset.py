@@ -62,6 +62,16 @@ def test_a_bad_job_set_is_one_line_naming_the_value(tmp_path, text, expected):
     assert expected in str(err.value) and "\n" not in str(err.value) and "job-set file" in str(err.value)
 
 
+def test_a_job_file_given_as_a_job_set_is_named_as_such(tmp_path):
+    path = tmp_path / "job.yaml"
+    path.write_text("name: tiny\nrounds: 3\nstrategy: {name: fedavg}\n")
+    with pytest.raises(ConfigError, match="is a job file, not a job set: a job set has base: .* and methods: "):
+        load_jobset(str(path))
+    path.write_text("base: {}\nmethod: {a: {}}\n")   # a typo in a job set is a typo
+    with pytest.raises(ConfigError, match="'method': unknown key \\(did you mean 'methods'\\?\\)"):
+        load_jobset(str(path))
+
+
 def test_a_missing_job_set_file_is_one_line():
     with pytest.raises(ConfigError, match="job-set file 'nope.yaml' does not exist"):
         load_jobset("nope.yaml")

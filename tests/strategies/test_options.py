@@ -119,7 +119,7 @@ ERRORS = [
      "strategy.fedavg.arch = 'ref5': accepted largest | smallest | ref0..ref4 | an architecture name such as "
      "d2,1-e.25,.5,1-k3,3,3-w1"),
     ({}, ["strategy.name=efedsup", "strategy.efedsup.tiers=fixed3"],
-     "strategy.efedsup.tiers = 'fixed3': accepted device | fixed4"),
+     "strategy.efedsup.tiers = 'fixed3': accepted device | fixed4 (did you mean 'fixed4'?)"),
     ({}, ["strategy.name=fjord", "strategy.fjord.distill=maybe"],
      "strategy.fjord.distill = 'maybe': expected true or false"),
     ({}, ["strategy.name=fedprox"], "strategy.name = 'fedprox': accepted "

@@ -247,7 +247,7 @@ def server_main(grid: Grid, context: Context) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     started = process_start_time()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("task", help="task file written by tools/bench_peers.py")
     parser.add_argument("--cpus", type=int, default=2, help="CPUs Ray may use (default 2)")
     parser.add_argument("--client-cpus", type=float, default=1.0,
