@@ -19,13 +19,12 @@ import resource
 import sys
 from pathlib import Path
 
-from hpcfed.assembly.startup import assemble, remove_output
+from hpcfed.assembly.startup import assemble, continue_command, remove_output
 from hpcfed.config import jobfiles
 from hpcfed.engine.worker import serve
 from hpcfed.errors import HpcfedError
 from hpcfed.record.reading import read_results
 from hpcfed.record.report import summary
-from hpcfed.record.results import ResultsWriter
 from hpcfed.runtime import interrupts
 from hpcfed.runtime.comm import Comm, RankFailed, failure_message, install_abort_hook
 
@@ -81,7 +80,7 @@ def run_job(argv: list[str] | None, comm: Comm) -> int:
     except interrupts.Interrupted as stop:   # rank 0 only
         if setup.get("server") is None:
             return stopped_while_starting(comm, stop, setup)
-        return stopped(comm, stop, setup["server"], setup["writer"])
+        return stopped(comm, stop, setup)
     if error:
         if setup.get("writer"):
             setup["writer"].close("failed", error=error)
@@ -90,12 +89,15 @@ def run_job(argv: list[str] | None, comm: Comm) -> int:
         if comm.rank == 0:
             print(f"hpcfed: error: {error}", file=sys.stderr, flush=True)
         return EXIT_BAD_INPUT
-    if "listing" in setup:
-        if comm.rank == 0:
-            print(setup["listing"], flush=True)
-        return 0
-    if comm.rank == 0 and setup["job_note"]:
-        print(setup["job_note"], flush=True)
+    for done in ("listing", "finished"):
+        if done in setup:
+            if comm.rank == 0:
+                print(setup[done], flush=True)
+            return 0
+    if comm.rank == 0:
+        for note in (setup["job_note"], setup.get("resume_note")):
+            if note:
+                print(note, flush=True)
     if setup["dry_run"]:
         if comm.rank == 0:
             print(setup["banner"].replace("hpcfed:", "hpcfed: dry run OK:", 1), flush=True)
@@ -110,7 +112,7 @@ def run_job(argv: list[str] | None, comm: Comm) -> int:
         digest = server.run()
         interrupts.ignore()   # every round is played: finish writing rather than stop half-way
     except interrupts.Interrupted as stop:
-        return stopped(comm, stop, server, writer)
+        return stopped(comm, stop, setup)
     except RankFailed as err:
         writer.close("failed", error=str(err))
         raise
@@ -127,10 +129,12 @@ def run_job(argv: list[str] | None, comm: Comm) -> int:
     return 0
 
 
-def stopped(comm: Comm, stop: interrupts.Interrupted, server, writer: ResultsWriter) -> int:
+def stopped(comm: Comm, stop: interrupts.Interrupted, setup: dict) -> int:
     """Rank 0 was signalled after its server saved a checkpoint: mark the results file, say how to go on, end every rank."""
+    server, writer = setup["server"], setup["writer"]
     status = "interrupted" if stop.is_requeue else "failed"
-    note = f"{stop} after round {server.saved_round}; checkpoint {server.checkpoint_file}; continue with --resume"
+    note = (f"{stop} after round {server.saved_round}; checkpoint {server.checkpoint_file}; continue with --resume: "
+            f"{continue_command(setup['out'], comm.size)}")
     writer.close(status, error=note)
     print(f"hpcfed: {note}", file=sys.stderr, flush=True)
     if comm.size > 1:

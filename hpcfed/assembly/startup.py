@@ -13,15 +13,16 @@ import os
 import time
 from pathlib import Path
 
-from hpcfed.assembly.job import load_job
+from hpcfed.assembly.job import build_job, load_job
 from hpcfed.assembly.parts import build_space, load_data, pick_device, set_threads
 from hpcfed.config import JobConfig, jobfiles
+from hpcfed.config.parse import load_yaml
 from hpcfed.engine.backend import MPIBackend, SerialBackend
 from hpcfed.engine.server import Server
 from hpcfed.engine.worker import ClientHost
 from hpcfed.errors import HpcfedError
 from hpcfed.population.devices import Population
-from hpcfed.record import checkpoint, tensorboard
+from hpcfed.record import checkpoint, live, tensorboard
 from hpcfed.record.results import ResultsWriter
 from hpcfed.runtime.comm import Comm
 from hpcfed.seeding import torch_generator
@@ -61,13 +62,40 @@ def remove_output(out: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def stored_run(out: Path) -> tuple[dict, str]:
+    """The job (as a mapping) and the status that results file ``out`` holds: ``--resume --out RUN.h5``
+    needs nothing else."""
+    text, status = live.read(out, lambda f: (f.attrs["config_yaml"], f.attrs["status"]))
+    job = load_yaml(str(text))
+    job.pop("faults", None)   # injected faults belong to the run that met them; resumed, they would fire again
+    return job, str(status)
+
+
+def continue_command(out: Path | str, ranks: int) -> str:
+    """The command that continues the run in ``out`` from its checkpoint."""
+    launcher = f"mpirun -n {ranks} " if ranks > 1 else ""
+    return f"{launcher}python -m hpcfed.run --resume --out {out}"
+
+
 def assemble(comm: Comm, args: argparse.Namespace, setup: dict) -> None:
     """Load and check everything the command line ``args`` ask for (hpcfed.run); fills ``setup`` as it goes
     (so that a stop half-way knows what exists): ``banner``, ``out``, ``resume``, ``dry_run``, ``job_note``,
     then ``host`` (the client host, on ranks >= 1 and in one process), and on rank 0 ``writer``, ``creating``
     (the results file is this run's) and ``server``."""
     job_file = jobfiles.resolve(args.job) if args.job else None
-    job = load_job(str(job_file) if job_file else None, args.overrides)
+    stored = None
+    if args.resume and args.out and Path(args.out).is_file():
+        try:
+            stored, status = stored_run(Path(args.out))
+        except HpcfedError:   # a file killed before its start was saved: the checkpoint check below says so
+            stored, status = None, ""
+        if status == "finished":   # every round was played: nothing to replay
+            setup["finished"] = f"hpcfed: {args.out} is a finished run; nothing to resume"
+            return
+    if stored is not None and job_file is None:   # the job of the file, with any --set on top (checked below)
+        job = build_job(stored, args.overrides)
+    else:
+        job = load_job(str(job_file) if job_file else None, args.overrides)
     tensorboard.check_installed(job.output.tensorboard)
     threads = set_threads(job, comm)
     device = pick_device(job, comm)
@@ -94,6 +122,10 @@ def assemble(comm: Comm, args: argparse.Namespace, setup: dict) -> None:
               + (f", TensorBoard {board}" if board else ""))
     note = f"hpcfed: job file: {jobfiles.source_note(args.job, job_file)}" if job_file else None
     setup.update({"dry_run": args.dry_run, "banner": banner, "out": out, "resume": args.resume, "job_note": note})
+    ckpt, snapshot = checkpoint.checkpoint_path(out), None
+    if args.resume and comm.rank == 0:   # a dry run checks the checkpoint too
+        snapshot = checkpoint.load(ckpt, job.to_yaml(), model.num_params)
+        setup["resume_note"] = f"hpcfed: resuming {out} from round {snapshot.round + 1} of {job.rounds}"
     if args.dry_run:
         return
     host = ClientHost(model, strategy, data, device) if comm.rank != 0 or comm.size == 1 else None
@@ -105,9 +137,7 @@ def assemble(comm: Comm, args: argparse.Namespace, setup: dict) -> None:
                  "world_size": comm.size, "normalization": space.norm, "final_model_sha256": "",
                  "calibration": calibration_note(job, space.norm),
                  "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        ckpt, snapshot = checkpoint.checkpoint_path(out), None
         if args.resume:
-            snapshot = checkpoint.load(ckpt, job.to_yaml(), model.num_params)
             setup["writer"] = writer = ResultsWriter.resume(out, snapshot.rows, len(references))
         else:
             setup["creating"] = True   # from here on the results file (and its checkpoint) are this run's

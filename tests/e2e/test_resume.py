@@ -183,3 +183,22 @@ def test_an_early_stopped_two_model_run_resumes_to_the_same_rows_on_other_ranks(
     assert run_hpcfed([*SEARCHING, "--out", str(out), "--resume"], ranks=3).returncode == 0
     placement = {"clients/rank"}
     assert_same_science(tables(out, ignore=placement), {k: v for k, v in expected.items() if k not in placement})
+
+
+def test_the_results_file_alone_resumes_and_a_finished_run_is_not_replayed(tmp_path, uninterrupted):
+    out = tmp_path / "run.h5"
+    proc = run_hpcfed([*JOB, "--out", str(out), "--set", "faults.signal_at=[4,15]"])
+    assert proc.returncode == 75
+    assert f"continue with --resume: python -m hpcfed.run --resume --out {out}" in proc.stderr
+    wrong = run_hpcfed(["--out", str(out), "--resume", "--dry-run", "--set", "rounds=7"])   # checked without training
+    assert wrong.returncode == 2 and "belongs to another job: rounds was 6, the job now says 7" in wrong.stderr
+    dry = run_hpcfed(["--out", str(out), "--resume", "--dry-run"])
+    assert dry.returncode == 0 and f"resuming {out} from round 5 of 6" in dry.stdout, dry.stderr
+    resumed = run_hpcfed(["--out", str(out), "--resume"])       # no job, no --set: the file's own job, faults dropped
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {out} from round 5 of 6" in resumed.stdout
+    assert_same_science(tables(out), uninterrupted)
+    before = out.stat().st_mtime_ns
+    again = run_hpcfed(["--out", str(out), "--resume"])
+    assert again.returncode == 0 and f"{out} is a finished run; nothing to resume" in again.stdout
+    assert out.stat().st_mtime_ns == before
