@@ -79,6 +79,12 @@ class Shell:
         return os.system, (f"touch {self.marker}",)
 
 
+def file_as_folder(folder: Path) -> list[str]:
+    """--out below a plain file: its folder cannot be made (a missing folder itself is made, as runs/ is)."""
+    (folder / "plain").write_text("")
+    return ["--out", str(folder / "plain" / "dir" / "run.h5")]
+
+
 def malicious(folder: Path) -> None:
     with open(folder / "data_batch_1", "wb") as handle:
         pickle.dump({b"data": Shell(folder.parent / "pwned"), b"labels": [0]}, handle, protocol=2)
@@ -139,7 +145,7 @@ CASES = [
     ("truncated FEMNIST file", lambda d, r: femnist(d, lambda p: (p / "fed_emnist_train.h5").write_bytes(
         (p / "fed_emnist_train.h5").read_bytes()[:3000])), "fed_emnist_train.h5"),
     ("more FEMNIST clients than writers", lambda d, r: [*femnist(d), "--set", "clients.total=50"], "5 writers"),
-    ("unwritable output folder", lambda d, r: ["--out", "/nonexistent/dir/run.h5"], "/nonexistent/dir"),
+    ("output folder under a file", lambda d, r: file_as_folder(d), "is a file, so folder"),
     ("output is a folder", lambda d, r: ["--out", str(d)], "is a directory"),
     ("existing results file", lambda d, r: ["--out", str(copy_run(r, d))], "--overwrite"),
     ("resume without results", lambda d, r: ["--out", str(d / "none.h5"), "--resume"], "does not exist"),

@@ -33,7 +33,8 @@ def test_run_takes_a_shipped_job_by_name_from_any_folder_and_says_which_file(tmp
 
 def test_run_names_an_unknown_job_and_a_job_set_in_one_line(tmp_path):
     for spec, expected in [("superfed_2566", "job 'superfed_2566': no such file here and no shipped job of that "
-                                             "name; accepted: a file path or a shipped name: default, "),
+                                             "name (did you mean 'superfed_256'?); accepted: a file path or a shipped "
+                                             "name: default, "),
                            ("compare_digits", "is a job set (base and methods, hpcfed/experiments/jobset.py); run its methods "
                                               "with tools/compare.py")]:
         proc = run([spec, "--dry-run"], tmp_path)

@@ -156,9 +156,11 @@ def test_compare_stops_at_a_failed_method_and_keeps_the_finished_ones(tmp_path):
 @pytest.mark.parametrize("args, expected", [
     (["jobs/compare_digits.yaml", "--methods", "superfed,fedprox"],
      "--methods: 'fedprox' is not a method of 'jobs/compare_digits.yaml'; accepted: superfed, fedsup, efedsup"),
-    (["jobs/default.yaml"], "job-set file 'jobs/default.yaml': 'name': unknown key; accepted keys: base, methods"),
-    (["compare_digit"], "job set 'compare_digit': no such file here and no shipped job set of that name; accepted: "
-                        "a file path or a shipped name: compare_digits, distreal, fednas, reproduce/efedsup"),
+    (["jobs/default.yaml"], "'jobs/default.yaml' is a job file, not a job set: a job set has base: (the common job) "
+                            "and methods: (label: overrides); run a job with python -m hpcfed.run jobs/default.yaml"),
+    (["compare_digit"], "job set 'compare_digit': no such file here and no shipped job set of that name (did you mean "
+                        "'compare_digits'?); accepted: a file path or a shipped name: compare_digits, distreal, fednas, "
+                        "reproduce/efedsup"),
     (["jobs/compare_digits.yaml", "--methods", "superfed", "--set", "rounds=0"],
      "'jobs/compare_digits.yaml', method 'superfed': rounds = 0: accepted an integer >= 1"),
     (["compare_digits", "--parallel", "0"], "--parallel 0: accepted a number of runs at once >= 1"),
