@@ -39,7 +39,7 @@ def check_output(path: Path, overwrite: bool, resume: bool) -> None:
         raise HpcfedError(f"--resume: results file {str(path)!r} does not exist; --out must name the run to continue")
     if path.exists() and not (overwrite or resume):
         raise HpcfedError(f"--out {str(path)!r} already exists; pass --resume to continue it or --overwrite to replace it")
-    parent = path.parent   # created by the run if missing (start_run): its nearest existing folder must allow it
+    parent = path.parent   # made by assemble() if missing: its nearest existing folder must allow that
     existing = next(p for p in (parent, *parent.parents) if p.exists())
     if not existing.is_dir():
         raise HpcfedError(f"--out {str(path)!r}: {str(existing)!r} is a file, so folder {str(parent)!r} cannot be made")
