@@ -31,8 +31,8 @@ from hpcfed.config.jobfiles import resolve
 from hpcfed.config.parse import read_mapping
 from hpcfed.errors import HpcfedError
 from hpcfed.experiments.jobruns import select_jobs
-from hpcfed.runtime.comm import Comm, install_abort_hook
-from hpcfed.runtime.spread import Spread
+from hpcfed.runtime.comm import Comm
+from hpcfed.runtime.spread import Spread, set_up_on_every_rank
 from hpcfed.strategies.distreal.dse import ProxyQuality, explore
 from hpcfed.strategies.distreal.timing import measure_step_seconds
 
@@ -88,16 +88,8 @@ def _setup(argv, comm: Comm) -> dict:
 
 def main(argv: list[str] | None = None, comm: Comm | None = None) -> int:
     comm = comm or Comm()
-    install_abort_hook(comm)
-    error, setup = None, None
-    try:
-        setup = _setup(argv, comm)
-    except HpcfedError as err:
-        error = str(err)
-    error = comm.any_error(error)
-    if error:
-        if comm.rank == 0:
-            print(f"dse: error: {error}", file=sys.stderr, flush=True)
+    setup = set_up_on_every_rank(comm, lambda: _setup(argv, comm), "dse")
+    if setup is None:
         return 2
     spread = setup["spread"]
     if comm.rank != 0:

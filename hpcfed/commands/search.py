@@ -29,7 +29,8 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the Agg backend)
 
 from hpcfed.assembly.parts import set_threads
 from hpcfed.errors import HpcfedError
-from hpcfed.runtime.comm import Comm, install_abort_hook
+from hpcfed.runtime.comm import Comm
+from hpcfed.runtime.spread import set_up_on_every_rank
 from hpcfed.search import post_training as post_search
 from hpcfed.search.nsga import Budget, SearchResult, check_budget, nsga2_search
 from hpcfed.search.trained import open_run
@@ -121,16 +122,8 @@ def plot(result: SearchResult, budget: Budget, path: Path, title: str) -> None:
 
 def main(argv: list[str] | None = None, comm: Comm | None = None) -> int:
     comm = comm or Comm()
-    install_abort_hook(comm)
-    error, setup = None, None
-    try:
-        setup = _setup(argv, comm)
-    except HpcfedError as err:
-        error = str(err)
-    error = comm.any_error(error)
-    if error:
-        if comm.rank == 0:
-            print(f"search: error: {error}", file=sys.stderr, flush=True)
+    setup = set_up_on_every_rank(comm, lambda: _setup(argv, comm), "search")
+    if setup is None:
         return 2
     scorer = setup["scorer"]
     if comm.rank != 0:

@@ -9,12 +9,32 @@ Used by the post-training search (hpcfed.search.post_training) and DISTREAL's de
 """
 from __future__ import annotations
 
+import sys
 import time
 from typing import Callable, Hashable, Sequence
 
 import numpy as np
 
-from hpcfed.runtime.comm import Comm
+from hpcfed.errors import HpcfedError
+from hpcfed.runtime.comm import Comm, install_abort_hook
+
+
+def set_up_on_every_rank(comm: Comm, build: Callable[[], dict], program: str) -> dict | None:
+    """``build()`` on every rank, for a tool that spreads its scoring (hpcfed.commands.search, .dse): an
+    :class:`HpcfedError` on any rank makes rank 0 print ``program: error: ...`` once, and every rank gets
+    None (the tool exits with 2); an uncaught error on any rank ends every rank."""
+    install_abort_hook(comm)
+    error, setup = None, None
+    try:
+        setup = build()
+    except HpcfedError as err:
+        error = str(err)
+    error = comm.any_error(error)
+    if error:
+        if comm.rank == 0:
+            print(f"{program}: error: {error}", file=sys.stderr, flush=True)
+        return None
+    return setup
 
 
 class Spread:

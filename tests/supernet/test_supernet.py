@@ -42,6 +42,18 @@ def inputs(batch: int = 4, seed: int = 1) -> torch.Tensor:
     return torch.randn(batch, 1, 8, 8, generator=torch.Generator().manual_seed(seed))
 
 
+def assert_extraction_selects_the_channel_sets(model: ElasticResNet, spec: SubnetSpec) -> None:
+    """The subnet extracted under ``spec`` (explicit channel sets) computes what the supernet computes
+    under it, and the sets, not being prefixes, really select other weights than the prefix subnet."""
+    x = inputs()
+    with torch.no_grad():
+        expected = model(x, spec)
+        got = model.extract(spec)(x)
+        prefix = model(x, SubnetSpec(spec.arch))
+    assert (got - expected).abs().max().item() <= 1e-5
+    assert (prefix - expected).abs().max().item() > 1e-3
+
+
 # --- extraction computes what the supernet computes ---------------------------------------------
 
 @pytest.mark.parametrize("make_space", [tiny_space, tiny_mobilenet])
@@ -75,14 +87,7 @@ def test_non_prefix_channel_sets_supernet_equals_extracted_subnet(norm):
     assert sizes == {"stem": 4, "s0": 4, "s0b0": 4, "s0b1": 4, "s1": 8, "s1b0": 4}
     spec = SubnetSpec.of(arch, {"s0": (7, 1, 2, 5), "s1b0": (0, 3, 9, 14), "stem": (2, 3, 4, 6)})
     assert spec.channels[0] == ("s0", (1, 2, 5, 7))   # stored sorted, by group
-    x = inputs()
-    with torch.no_grad():
-        expected = model(x, spec)
-        got = model.extract(spec)(x)
-        # Non-prefix sets really select different weights than the prefix subnet.
-        prefix = model(x, SubnetSpec(arch))
-    assert (got - expected).abs().max().item() <= 1e-5
-    assert (prefix - expected).abs().max().item() > 1e-3
+    assert_extraction_selects_the_channel_sets(model, spec)
 
 
 @pytest.mark.parametrize("norm", NORMS)
