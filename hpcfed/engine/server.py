@@ -199,7 +199,8 @@ class Server:
                 "client": np.array([plan.tasks[i].client for i in rows]),
                 "arch_id": np.array([self.writer.arch_id(plan.tasks[i].spec.arch) for i in rows]),
                 "correct": np.rint(m["correct"][rows]).astype(np.int64),
-                "total": np.rint(m["total"][rows]).astype(np.int64), "loss_sum": m["loss_sum"][rows]})
+                "total": np.rint(m["total"][rows]).astype(np.int64), "loss_sum": m["loss_sum"][rows],
+                "loss_sq_sum": m["loss_sq_sum"][rows]})
 
     def record_eval(self, r: int, accuracy: np.ndarray) -> None:
         self.last_accuracy = accuracy

@@ -86,7 +86,7 @@ class ClientHost:
             self._record(fused, layout, round_index, task, index, theta.cpu(), loss, seen)
 
     def _evaluate(self, client: int, tasks: list[Task], layout: FusedLayout, fused: torch.Tensor) -> None:
-        """Score each task's model and subnet on the client's validation split (loss, correct, total),
+        """Score each task's model and subnet on the client's validation split (loss and its squares, correct, total),
         with normalisation statistics calibrated on the client's own training samples."""
         x, y = (t.to(self.device) for t in self.data.client_validation(client))
         calibration = self.data.client_data(client)[0].to(self.device)
@@ -94,9 +94,10 @@ class ClientHost:
         for task in tasks:
             self._load(task.model)
             statistics = calibrate(self.model, task.spec, calibration, precision)
-            correct, loss = score(self.model, task.spec, x, y, self.job.eval.batch_size, statistics, precision=precision)
+            scored = score(self.model, task.spec, x, y, self.job.eval.batch_size, statistics, precision=precision)
             row = torch.zeros(len(METRICS), dtype=torch.float64)
-            row[COLUMN["loss_sum"]], row[COLUMN["correct"]], row[COLUMN["total"]] = loss, correct, len(y)
+            row[COLUMN["loss_sum"]], row[COLUMN["loss_sq_sum"]] = scored.loss_sum, scored.loss_sq_sum
+            row[COLUMN["correct"]], row[COLUMN["total"]] = scored.correct, len(y)
             layout.metrics(fused)[task.slot] = to_fixed(row)
 
     def _index(self, footprint) -> torch.Tensor | slice:

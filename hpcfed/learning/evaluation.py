@@ -11,6 +11,7 @@ training samples (hpcfed.engine.worker). Reference evaluations on the server's t
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -35,14 +36,22 @@ def calibrate(model: ElasticResNet, spec: SubnetSpec, x: torch.Tensor, precision
     return statistics.freeze()
 
 
+class Score(NamedTuple):
+    """One subnet's score on a set of samples: correct predictions and the sum and sum of squares of the
+    per-example cross-entropy (with the count, the mean loss and its standard error follow)."""
+    correct: int
+    loss_sum: float
+    loss_sq_sum: float
+
+
 @torch.no_grad()
 def score(model: ElasticResNet, spec: SubnetSpec, x: torch.Tensor, y: torch.Tensor, batch_size: int,
           statistics: NormStatistics | None, prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
-          precision: str = "fp32") -> tuple[int, float]:
-    """(correct predictions, summed cross-entropy) of ``spec`` on (x, y), sample by sample in effect;
-    ``prepare`` turns each batch of ``x`` into the model's inputs (a stored set's normalisation); the
-    forward passes run at ``precision``, the scores in fp32."""
-    correct, loss = 0, 0.0
+          precision: str = "fp32") -> Score:
+    """:class:`Score` of ``spec`` on (x, y), sample by sample in effect; ``prepare`` turns each batch of
+    ``x`` into the model's inputs (a stored set's normalisation); the forward passes run at
+    ``precision``, the scores in fp32."""
+    correct, loss, loss_sq = 0, 0.0, 0.0
     for start in range(0, len(y), batch_size):
         batch = x[start:start + batch_size]
         with autocast(precision, batch.device):
@@ -51,7 +60,8 @@ def score(model: ElasticResNet, spec: SubnetSpec, x: torch.Tensor, y: torch.Tens
         target = y[start:start + batch_size]
         correct += int((logits.argmax(dim=1) == target).sum())
         loss += float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
-    return correct, loss
+        loss_sq += float(torch.nn.functional.cross_entropy(logits, target, reduction="none").double().square().sum())
+    return Score(correct, loss, loss_sq)
 
 
 def evaluate(model: ElasticResNet, specs: list[SubnetSpec], x: torch.Tensor, y: torch.Tensor,
@@ -60,7 +70,7 @@ def evaluate(model: ElasticResNet, specs: list[SubnetSpec], x: torch.Tensor, y: 
     """Top-1 accuracy (fraction in [0, 1]) of each spec on (x, y), statistics calibrated on ``calibration``
     (``prepare``, ``precision``: as :func:`score`)."""
     return np.array([score(model, spec, x, y, batch_size, calibrate(model, spec, calibration, precision), prepare,
-                           precision)[0] / len(y) for spec in specs])
+                           precision).correct / len(y) for spec in specs])
 
 
 class ReferenceEvaluation:

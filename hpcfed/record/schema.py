@@ -91,6 +91,7 @@ VALIDATION_COLUMNS: dict[str, tuple[Any, str, str]] = {
     "correct": (np.int64, "", "correctly classified validation samples"),
     "total": (np.int64, "", "validation samples"),
     "loss_sum": (np.float64, "", "summed cross-entropy over the validation samples"),
+    "loss_sq_sum": (np.float64, "", "summed squared per-sample cross-entropy (with loss_sum and total: the standard error)"),
 }
 TABLES = {"rounds": ROUND_COLUMNS, "clients": CLIENT_COLUMNS, "validation": VALIDATION_COLUMNS}
 ROW_TABLES = (*TABLES, "eval", "architectures")   # every table that grows by rows (a checkpoint counts them)

@@ -17,8 +17,8 @@ import numpy as np
 from hpcfed.round.aggregate import SCALE
 from hpcfed.round.plan import EVALUATE, TRAIN, RoundPlan, Task
 
-# per task; a train task fills the first three, an evaluate task the loss and the last two
-METRICS = ("loss_sum", "samples", "rejected", "correct", "total")
+# per task; a train task fills the first three, an evaluate task the loss, correct, total and the squared losses
+METRICS = ("loss_sum", "samples", "rejected", "correct", "total", "loss_sq_sum")
 COLUMN = {name: i for i, name in enumerate(METRICS)}
 
 

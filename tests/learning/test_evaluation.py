@@ -80,8 +80,9 @@ def test_score_counts_correct_predictions_and_sums_the_loss(digits):
     space = tiny_space("rms")
     model = trained(space, digits)
     spec = SubnetSpec(space.largest())
-    correct, loss = score(model, spec, digits.x_test, digits.y_test, 64, None)
+    correct, loss, loss_sq = score(model, spec, digits.x_test, digits.y_test, 64, None)
     with torch.no_grad():
         logits = model(digits.x_test, spec)
     assert correct == int((logits.argmax(1) == digits.y_test).sum())
     assert loss == pytest.approx(float(F.cross_entropy(logits, digits.y_test, reduction="sum")), rel=1e-5)
+    assert loss_sq == pytest.approx(float(F.cross_entropy(logits, digits.y_test, reduction="none").square().sum()), rel=1e-5)

@@ -2,6 +2,7 @@
 no test-set decisions, rank invariance, resume, bad input."""
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,6 +13,7 @@ from hpcfed.population.devices import Device
 from hpcfed.round.plan import EVALUATE, TRAIN, Task
 from hpcfed.strategies import ClientSlot, make_strategy
 from hpcfed.strategies.fednas.candidates import measure, netadapt_candidates, sample_candidates, step_budget
+from hpcfed.strategies.fednas.race import estimate, gap_in_se, pooled
 from hpcfed.supernet import ResNetSpace, SubnetSpec
 from hpcfed.supernet.mobilenet import MobileNetSpace
 from tests.launch import TINY
@@ -91,29 +93,35 @@ def test_groups_are_disjoint_cover_the_cohort_and_balance_predicted_work():
     assert max(load.values()) - min(load.values()) <= biggest
 
 
-def outcome_of(strategy, round_index, scores):
-    """A round in which every live candidate trained on one client and was scored (correct of 100)."""
-    tasks, metrics = [], {"samples": [], "correct": [], "total": [], "loss_sum": [], "rejected": []}
+def outcome_of(strategy, round_index, scores, spread=None):
+    """A round in which every live candidate trained on one client and was scored on 100 samples:
+    ``scores`` maps a model to its correct predictions (each wrong one has loss 1, a right one 0) or,
+    with ``spread``, to its mean per-example loss with that per-example standard deviation."""
+    tasks, metrics = [], {"samples": [], "correct": [], "total": [], "loss_sum": [], "loss_sq_sum": [], "rejected": []}
     for kind in (TRAIN, EVALUATE):
-        for c in strategy.live_candidates():
+        for c in strategy.live_candidates() or [{"model": 0}]:
             spec = SubnetSpec(strategy.arch_of(c["model"]))
             if kind == EVALUATE and c["model"] not in scores:
                 continue
             tasks.append(Task(len(tasks), kind, 0, c["model"], spec))
-            correct = scores.get(c["model"], 0) if kind == EVALUATE else 0
-            for name, value in (("samples", 10 if kind == TRAIN else 0), ("correct", correct),
-                                ("total", 100 if kind == EVALUATE else 0), ("loss_sum", 100.0 - correct), ("rejected", 0)):
-                metrics[name].append(value)
+            value = scores.get(c["model"], 0) if kind == EVALUATE else 0
+            if spread is None:
+                correct, loss, squares = value, 100.0 - value, 100.0 - value
+            else:
+                correct, loss, squares = 0, 100.0 * value, 99 * spread ** 2 + 100 * value ** 2
+            evaluated = kind == EVALUATE
+            for name, v in (("samples", 0 if evaluated else 10), ("correct", correct), ("total", 100 if evaluated else 0),
+                            ("loss_sum", loss if evaluated else 0.0), ("loss_sq_sum", squares if evaluated else 0.0),
+                            ("rejected", 0)):
+                metrics[name].append(v)
     metrics = {k: np.array(v, dtype=float) for k, v in metrics.items()}
-
-    def validation():
-        return {(t.model, t.spec): (int(metrics["correct"][i]), 100) for i, t in enumerate(tasks) if t.kind == EVALUATE}
-    return SimpleNamespace(tasks=tuple(tasks), metrics=metrics, validation=validation,
+    return SimpleNamespace(tasks=tuple(tasks), metrics=metrics,
                            contributed=lambda: np.array([t.kind == TRAIN for t in tasks]))
 
 
-def test_dropping_keeps_the_top_fraction_within_delta_and_a_stable_leader_ends_the_step():
-    strategy = fednas("strategy.fednas.warmup_rounds=0", "strategy.fednas.keep=1.0", "strategy.fednas.delta=0.1",
+def test_the_halving_rule_keeps_the_top_fraction_within_delta_and_a_stable_leader_ends_the_step():
+    strategy = fednas("strategy.fednas.rule=halving", "strategy.fednas.warmup_rounds=0", "strategy.fednas.keep=1.0",
+                      "strategy.fednas.delta=0.1",
                       "strategy.fednas.patience=2")
     live = [c["model"] for c in strategy.live_candidates()]
     scores = {m: 50 + i for i, m in enumerate(live)}           # the last is best; within 10 points: the last 11
@@ -130,15 +138,17 @@ def test_dropping_keeps_the_top_fraction_within_delta_and_a_stable_leader_ends_t
     assert all(c["status"] in ("lost", "winner", "dropped") for c in strategy.state["candidates"] if c["step"] == 0)
 
 
-def test_halving_to_one_candidate_and_max_rounds_end_a_step_and_the_target_ends_the_search():
-    strategy = fednas("strategy.fednas.warmup_rounds=0", "strategy.fednas.keep=0.5", "strategy.fednas.patience=9")
+def test_the_halving_rule_to_one_candidate_and_max_rounds_end_a_step_and_the_target_ends_the_search():
+    strategy = fednas("strategy.fednas.rule=halving", "strategy.fednas.warmup_rounds=0", "strategy.fednas.keep=0.5",
+                      "strategy.fednas.patience=9")
     r = 0
     while strategy.state["step"] == 0:
         live = [c["model"] for c in strategy.live_candidates()]
         strategy.observe(r, outcome_of(strategy, r, {m: 50 for m in live}))   # ties: proposal order decides
         r += 1
     assert r == int(np.ceil(np.log2(len([c for c in strategy.state["candidates"] if c["step"] == 0]))))
-    capped = fednas("strategy.fednas.warmup_rounds=0", "strategy.fednas.keep=1.0", "strategy.fednas.patience=9",
+    capped = fednas("strategy.fednas.rule=halving", "strategy.fednas.warmup_rounds=0", "strategy.fednas.keep=1.0",
+                    "strategy.fednas.patience=9",
                     "strategy.fednas.max_rounds=3", "strategy.fednas.eval_every=3")
     for r in range(3):
         assert capped.state["step"] == 0
@@ -154,3 +164,79 @@ def test_halving_to_one_candidate_and_max_rounds_end_a_step_and_the_target_ends_
         strategy.observe(r, outcome_of(strategy, r, {}))
         r += 1
     assert strategy.stop_reason().startswith("search finished: target budget met")
+
+
+def test_the_standard_error_of_a_pooled_loss_matches_a_hand_computed_example():
+    # per-example losses 0.5, 1.0 (client 3) and 2.0, 4.0 (client 4): mean 1.875, unbiased variance
+    # 7.1875 / 3 = 2.395833..., standard error sqrt(2.395833 / 4) = 0.773924...
+    rows = [[1, 2, 1.5, 0.25 + 1.0], [0, 2, 6.0, 4.0 + 16.0]]
+    got = estimate(rows)
+    assert got.loss == pytest.approx(1.875) and got.se == pytest.approx(0.7739242, rel=1e-6)
+    assert got.samples == 4 and got.accuracy == 0.25
+    # pooled: of the last two evaluation rounds, each client's latest row counts once; round 1 is too old
+    evaluations = [[1, 3, 0, 2, 99.0, 99.0], [2, 3, 0, 2, 50.0, 50.0], [5, 4, *rows[1]], [7, 3, *rows[0]]]
+    assert pooled(evaluations, 2) == got
+    assert pooled(evaluations, 1) == estimate([rows[0]])
+    assert gap_in_se(estimate([rows[1]]), estimate([rows[0]])) == pytest.approx(
+        (3.0 - 0.75) / math.hypot(estimate([rows[1]]).se, estimate([rows[0]]).se))
+
+
+def race(*overrides):
+    return fednas("strategy.fednas.warmup_rounds=0", "strategy.fednas.rule=race", "strategy.fednas.z=2",
+                  "strategy.fednas.min_client_epochs=3", "strategy.fednas.pool=1", *overrides)
+
+
+def test_the_race_drops_only_after_the_minimum_training_and_beyond_z_standard_errors():
+    strategy = race("strategy.fednas.max_rounds=6", "strategy.fednas.eval_every=1")
+    live = [c["model"] for c in strategy.live_candidates()]
+    leader, near, far, *rest = live
+    # standard error of each score 1.0 / sqrt(100) = 0.1; the difference's sqrt(2) x 0.1 = 0.1414
+    losses = {leader: 1.0, near: 1.0 + 1.9 * 0.1414, far: 1.0 + 2.1 * 0.1414, **{m: 3.0 for m in rest}}
+    for r in range(2):   # 1 and 2 client-epochs: nobody is dropped, however far behind
+        strategy.observe(r, outcome_of(strategy, r, losses, spread=1.0))
+        assert [c["model"] for c in strategy.live_candidates()] == live
+    strategy.observe(2, outcome_of(strategy, 2, losses, spread=1.0))
+    assert [c["model"] for c in strategy.live_candidates()] == [leader, near]   # near is within 2 SE: kept
+    decisions = strategy.state["decisions"]
+    assert {d["model"] for d in decisions} == {far, *rest} and all(d["action"] == "dropped" for d in decisions)
+    evidence = next(d for d in decisions if d["model"] == far)
+    assert evidence["round"] == 2 and evidence["client_epochs"] == 3 and evidence["leader"] == leader
+    assert evidence["gap_in_se"] == pytest.approx(2.1, rel=1e-3) and evidence["se"] == pytest.approx(0.1)
+    for r in range(3, 6):   # near stays within 2 SE up to max_rounds: the step ends unresolved
+        strategy.observe(r, outcome_of(strategy, r, losses, spread=1.0))
+    assert strategy.state["step"] == 1 and strategy.state["family"] == [0, leader]
+    step = strategy.state["steps"][0]
+    assert not step["resolved"] and step["reason"] == "max_rounds" and step["winner"] == leader
+    actions = {d["model"]: d["action"] for d in strategy.state["decisions"] if d["round"] == 5}
+    assert actions == {leader: "won, unresolved", near: "lost"}
+
+
+def test_a_step_whose_leader_is_ahead_of_all_by_z_standard_errors_is_resolved():
+    strategy = race("strategy.fednas.max_rounds=6", "strategy.fednas.eval_every=1")
+    live = [c["model"] for c in strategy.live_candidates()]
+    losses = {m: 1.0 + (0.0 if i == 1 else 1.0) for i, m in enumerate(live)}   # the second leads by 7 SE
+    r = 0
+    while strategy.state["step"] == 0:
+        strategy.observe(r, outcome_of(strategy, r, losses, spread=1.0))
+        r += 1
+    assert r == 3 and strategy.state["family"] == [0, live[1]]
+    assert strategy.state["steps"][0]["resolved"] and strategy.state["steps"][0]["reason"] == "one candidate left"
+
+
+def test_the_warm_up_ends_at_its_validation_target_or_at_its_round_cap():
+    strategy = fednas("strategy.fednas.warmup_rounds=4", "strategy.fednas.warmup_accuracy=0.5",
+                      "strategy.fednas.eval_every=1")
+    assert strategy.validation_specs(0) == []             # nothing trained yet
+    strategy.observe(0, outcome_of(strategy, 0, {}))
+    assert [m for m, _ in strategy.validation_specs(1)] == [0]
+    strategy.observe(1, outcome_of(strategy, 1, {0: 30}))    # 30 % < 50 %: still warming up
+    assert strategy.state["phase"] == "warmup"
+    strategy.observe(2, outcome_of(strategy, 2, {0: 60}))
+    assert strategy.state["phase"] == "search" and min(c["born"] for c in strategy.live_candidates()) == 3
+    assert strategy.state["decisions"][0]["action"] == "warm-up reached its target"
+    capped = fednas("strategy.fednas.warmup_rounds=2", "strategy.fednas.warmup_accuracy=0.9",
+                    "strategy.fednas.eval_every=1")
+    capped.observe(0, outcome_of(capped, 0, {}))
+    capped.observe(1, outcome_of(capped, 1, {0: 30}))
+    assert capped.state["phase"] == "search"
+    assert capped.state["decisions"][0]["action"] == "warm-up ended at warmup_rounds, target not reached"

@@ -132,8 +132,7 @@ class ProxyQuality:
         spec = SubnetSpec(self.space.largest())
         precision = eval_precision(self.job.train.precision, self.job.eval.precision)
         statistics = calibrate(self.model, spec, self.x_held, precision)
-        _, loss = score(self.model, spec, self.x_held, self.y_held, 256, statistics, precision=precision)
-        return loss / len(self.y_held)
+        return score(self.model, spec, self.x_held, self.y_held, 256, statistics, precision=precision).loss_sum / len(self.y_held)
 
     def __call__(self, vector: DropoutVector) -> float:
         with torch.no_grad():

@@ -1,22 +1,34 @@
 """What a FedNAS run reports after it ends: the ``search/`` group of the results file.
 
 ``search/candidates`` has one row per candidate of every step (its architecture, dimension and
-place changed, budget, cost, round proposed and dropped, status, client-rounds, client training
-MACs and bytes both ways of the clients that trained it), ``search/scores`` one row per validation
-of a candidate, ``search/family`` one row per step winner (model 0: the warmed-up starting
-architecture) and the chosen architecture after its final training, each with its test accuracy.
+place changed, budget, cost, round proposed and dropped, status, client-rounds and client-epochs,
+client training MACs and bytes both ways of the clients that trained it, its last validation score
+with its standard error), ``search/scores`` one row per validation of a candidate (that round's
+score and the pooled one the decisions read, each with its standard error), ``search/decisions``
+one row per decision with its evidence (the warm-up's end, every drop, every step's winner and
+losers: scores, standard errors, the gap in standard errors, client-epochs, the round),
+``search/steps`` one row per step (resolved or not, why it ended), ``search/family`` one row per
+step winner (model 0: the warmed-up starting architecture) and the chosen architecture after its
+final training, each with its test accuracy.
 The test set is read here, once, after every decision (hpcfed.strategies.fednas). Reading the group
 back (:func:`summary_lines`, :func:`family_subnets`) is here too, so nothing outside FedNAS's folder
 knows its layout.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from hpcfed.supernet import Arch, SubnetSpec, cost
 from hpcfed.units import si
+
+
+SCORE_COLUMNS = ("round", "correct", "total", "loss", "loss_se", "pooled_loss", "pooled_se", "pooled_samples")
+DECISION_COLUMNS = ("round", "step", "model", "action", "loss", "se", "samples", "accuracy", "leader", "leader_loss",
+                    "leader_se", "gap_in_se", "client_epochs")
+STEP_COLUMNS = ("step", "parent", "candidates", "winner", "resolved", "reason", "ended_round", "rounds")
 
 
 def search_report(strategy, test_accuracy: Callable[[list[tuple[int, SubnetSpec]]], np.ndarray]) -> dict:
@@ -41,14 +53,15 @@ def search_report(strategy, test_accuracy: Callable[[list[tuple[int, SubnetSpec]
             "born_round": [c["born"] for c in candidates], "dropped_round": [c["dropped"] for c in candidates],
             "status": [c["status"] for c in candidates], "client_rounds": [c["client_rounds"] for c in candidates],
             "client_macs": [c["macs"] for c in candidates], "bytes": [c["bytes"] for c in candidates],
+            "client_epochs": [strategy.client_epochs(c) for c in candidates],
             "val_accuracy": [c["scores"][-1][1] / c["scores"][-1][2] if c["scores"] else np.nan for c in candidates],
+            "val_loss": [c["scores"][-1][5] if c["scores"] else np.nan for c in candidates],
+            "val_loss_se": [c["scores"][-1][6] if c["scores"] else np.nan for c in candidates],
             "evaluations": [len(c["scores"]) for c in candidates]},
-        "scores": {
-            "model": [c["model"] for c in candidates for _ in c["scores"]],
-            "round": [sc[0] for c in candidates for sc in c["scores"]],
-            "correct": [sc[1] for c in candidates for sc in c["scores"]],
-            "total": [sc[2] for c in candidates for sc in c["scores"]],
-            "loss": [sc[3] for c in candidates for sc in c["scores"]]},
+        "scores": {name: [sc[i] for c in candidates for sc in c["scores"]] for i, name in enumerate(SCORE_COLUMNS)}
+        | {"model": [c["model"] for c in candidates for _ in c["scores"]]},
+        "decisions": {name: [d[name] for d in s["decisions"]] for name in DECISION_COLUMNS},
+        "steps": {name: [d[name] for d in s["steps"]] for name in STEP_COLUMNS},
         "family": {
             "model": members, "step": [step_of.get(m, -1) if m != s["final"] else -1 for m in members],
             "role": ["chosen (final training)" if m == s["final"] else ("start" if m == 0 else "step winner")
@@ -59,6 +72,9 @@ def search_report(strategy, test_accuracy: Callable[[list[tuple[int, SubnetSpec]
     }
     search_macs = float(sum(c["macs"] for c in candidates))
     attrs = {"mode": "straightforward" if o.straightforward else "fednas", "budget": o.budget,
+             "rule": o.rule, "z": o.z, "min_client_epochs": o.min_client_epochs, "pool": o.pool,
+             "steps_resolved": int(sum(st["resolved"] for st in s["steps"])),
+             "warmup_rounds_played": min((c["born"] for c in candidates if c["step"] == 0), default=s["rounds"]),
              "target": strategy.target, "steps": s["step"], "finished": s["phase"] == "done",
              "candidates_rule": o.candidates, "search_client_macs": search_macs,
              "search_client_rounds": int(sum(c["client_rounds"] for c in candidates)),
@@ -74,14 +90,14 @@ def search_report(strategy, test_accuracy: Callable[[list[tuple[int, SubnetSpec]
 def step_ranking(candidates: dict, step: int) -> list[str]:
     """The architectures (JSON) of one step's candidates, best first as the search judged them: the
     winner, the other candidates that lasted to the end, then the dropped ones, later drops first;
-    within each, by their last validation accuracy (``candidates``: the ``search/candidates`` table)."""
+    within each, by their last pooled validation loss (``candidates``: the ``search/candidates`` table)."""
     rows = [i for i, s in enumerate(candidates["step"]) if s == step]
 
     def key(i):
         dropped = int(candidates["dropped_round"][i])
-        accuracy = float(candidates["val_accuracy"][i])
+        loss = float(candidates["val_loss"][i])
         return (candidates["status"][i] != "winner", dropped >= 0, -dropped,
-                -(accuracy if accuracy == accuracy else -1.0), int(candidates["model"][i]))
+                np.inf if np.isnan(loss) else loss, int(candidates["model"][i]))
     return [candidates["arch_json"][i] for i in sorted(rows, key=key)]
 
 
@@ -91,7 +107,8 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         return []
     search = results["search"]
     a, family = search["attrs"], search["family"]
-    lines = [f"search ({a['mode']}, {a['steps']} steps, {'finished' if a['finished'] else 'not finished'}; "
+    resolved = f", {int(a['steps_resolved'])} resolved" if "steps_resolved" in a else ""
+    lines = [f"search ({a['mode']}, {a['steps']} steps{resolved}, {'finished' if a['finished'] else 'not finished'}; "
              f"test accuracy read once, after the run):",
              f"  {'model':<6} {'role':<24} {'architecture':<36} {'MACs/sample':>12} {'accuracy':>9}"]
     for model, role, name, macs, acc in zip(family["model"], family["role"], family["arch_name"],

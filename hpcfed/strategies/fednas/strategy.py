@@ -4,46 +4,56 @@ The search shrinks a starting architecture step by step to a target budget (NetA
 hpcfed.strategies.fednas.candidates; our rules where the paper is silent are in ``../shared/ALGORITHMS.md``). A run
 goes through four phases, each a number of ordinary rounds:
 
-1. *warm-up*: the starting architecture trains on the whole cohort as model 0 (``warmup_rounds``);
+1. *warm-up*: the starting architecture trains on the whole cohort as model 0, until its federated
+   validation accuracy reaches ``warmup_accuracy`` or its loss falls to ``warmup_loss`` (when set),
+   for ``warmup_rounds`` rounds at most;
 2. *search steps*: a step proposes candidates under the step's budget, each a new model starting
    from the parent's weights. With FedNAS's three optimisations (the default) every round's cohort
    is split into disjoint groups, one per live candidate, balanced by predicted training MACs
    (*parallel candidates on partial clients*); every ``eval_every`` rounds all live candidates are
-   scored on the same clients' validation splits, and candidates behind the best by more than
-   ``delta`` or outside the top fraction ``keep`` are dropped, their clients going to the rest
-   (*early dropping*; a candidate that has not trained yet, when there are more candidates than
-   clients, is judged only once it has); the step ends when its leader has not changed for ``patience`` evaluations,
-   when one candidate is left, or after ``max_rounds`` (*dynamic rounds*). The straightforward
+   scored on the same clients' validation splits (*early dropping*): with ``rule: race`` a
+   candidate is dropped once it trails the leader by more than ``z`` standard errors of its
+   validation loss, and only after ``min_client_epochs`` of training (hpcfed.strategies.fednas.race);
+   with ``rule: halving`` (the simpler reading, kept for comparison) all but the top fraction
+   ``keep`` and any ``delta`` behind in accuracy are dropped. A step ends when one candidate is
+   left, (halving) when its leader has not changed for ``patience`` evaluations, or after
+   ``max_rounds`` (*dynamic rounds*); it is recorded as resolved when its leader is ahead of every
+   other live candidate by ``z`` standard errors, unresolved otherwise. The straightforward
    baseline (``straightforward: true``) trains every candidate on the whole cohort for
    ``fixed_rounds`` rounds, one after another, then scores them all in one validation round;
-3. the step's best candidate (validation accuracy, then validation loss) is the next parent and a
-   member of the *family* (one model per budget), until the parent meets the target budget;
+3. the step's best candidate (lowest validation loss) is the next parent and a member of the
+   *family* (one model per budget), until the parent meets the target budget; every decision is
+   kept with its evidence (scores, standard errors, client-epochs: ``search/decisions``);
 4. *final training*: the chosen architecture trains on the whole cohort (``finetune_rounds``), from
    the search's weights or, to compare two searches' architectures alone, from the warmed-up
    start's (``finetune_from``).
 
-Decisions read only federated validation (hpcfed.round.outcome.Outcome.validation); the test set is read
+Decisions (hpcfed.strategies.fednas.decisions) read only federated validation; the test set is read
 once, after the run, for :meth:`FedNAS.report` (results group ``search/``).
 """
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 
 from hpcfed.errors import ConfigError
-from hpcfed.round.plan import TRAIN
 from hpcfed.seeding import rng as stream
 from hpcfed.strategies.archs import named_arch
 from hpcfed.strategies.base import Strategy
-from hpcfed.strategies.fednas.candidates import measure, netadapt_candidates, sample_candidates, step_budget
+from hpcfed.strategies.fednas.candidates import (
+    measure,
+    netadapt_candidates,
+    sample_candidates,
+    step_budget,
+)
+from hpcfed.strategies.fednas.decisions import Decisions
 from hpcfed.strategies.fednas.options import FedNASOptions
 from hpcfed.strategies.fednas.report import family_subnets, search_report, summary_lines
 from hpcfed.supernet import Arch, SubnetSpec, cost
 
 
-class FedNAS(Strategy):
+class FedNAS(Decisions, Strategy):
     name = "fednas"
     Options = FedNASOptions
     batchable = True
@@ -67,6 +77,7 @@ class FedNAS(Strategy):
                               f"({smallest} {unit}); no architecture meets it")
         self.state = {"phase": "warmup", "step": 0, "parent": 0, "rounds": 0, "next_model": 1, "candidates": [],
                       "leader": -1, "stable": 0, "family": [0], "final": -1, "ended": "",
+                      "warmup_scores": [], "decisions": [], "steps": [],
                       "archs": {"0": self.start.to_dict()}}
         if o.warmup_rounds == 0:
             self.begin_step(0)
@@ -98,7 +109,7 @@ class FedNAS(Strategy):
             s["candidates"].append({"model": model, "step": s["step"], "parent": s["parent"], "dimension": c.dimension,
                                     "place": c.place, "budget": budget, "cost": measure(self.space, c.arch, o.budget),
                                     "born": r, "dropped": -1, "status": "live", "client_rounds": 0, "macs": 0.0,
-                                    "bytes": 0, "scores": []})
+                                    "bytes": 0, "scores": [], "evals": []})
         s["phase"], s["rounds"], s["leader"], s["stable"] = "search", 0, -1, 0
 
     def begin_finetune(self) -> None:
@@ -162,91 +173,6 @@ class FedNAS(Strategy):
         """None: the test set is read once, after the run (:meth:`report`), never during the search."""
         return []
 
-    def validation_specs(self, round_index):
-        s, o = self.state, self.options
-        if s["phase"] != "search":
-            return []
-        if o.straightforward:
-            due = s["rounds"] == o.fixed_rounds * len(self.live_candidates())
-        else:
-            due = s["rounds"] > 0 and s["rounds"] % o.eval_every == 0
-        return [(c["model"], SubnetSpec(self.arch_of(c["model"]))) for c in self.live_candidates()] if due else []
-
-    def observe(self, round_index, outcome):
-        s, o = self.state, self.options
-        by_model = {c["model"]: c for c in self.live_candidates()}
-        samples = outcome.metrics["samples"]
-        for i in np.flatnonzero(outcome.contributed()):
-            task = outcome.tasks[i]
-            if task.kind == TRAIN and task.model in by_model:
-                c, spent = by_model[task.model], cost(self.space, task.spec)
-                c["client_rounds"] += 1
-                c["macs"] += float(spent.train_macs(int(round(samples[i]))))
-                c["bytes"] += 2 * spent.param_bytes
-        s["rounds"] += 1
-        if s["phase"] == "warmup":
-            if s["rounds"] >= o.warmup_rounds:
-                self.begin_step(round_index + 1)
-        elif s["phase"] == "finetune":
-            if s["rounds"] >= o.finetune_rounds:
-                s["phase"] = "done"
-        elif s["phase"] == "search":
-            scores = {model: v for (model, _), v in outcome.validation().items() if model in by_model and v[1]}
-            if scores:
-                self.judge(round_index, scores, outcome)
-            if o.straightforward:
-                if scores:
-                    self.end_step(round_index)
-            elif len(self.live_candidates()) == 1 or s["stable"] >= o.patience or s["rounds"] >= o.max_rounds:
-                self.end_step(round_index)
-
-    def judge(self, round_index, scores, outcome):
-        """Record the scores; FedNAS drops the clearly worse candidates and tracks the leader."""
-        s, o = self.state, self.options
-        losses = self.validation_losses(outcome)
-        live = self.live_candidates()
-        for c in live:
-            if c["model"] in scores:
-                correct, total = scores[c["model"]]
-                c["scores"].append([round_index, correct, total, losses.get(c["model"], math.nan)])
-        if o.straightforward:
-            return
-        ranked = sorted((c for c in live if c["client_rounds"]), key=rank_key)   # untrained: judged later
-        if not ranked:
-            return
-        best = ranked[0]["scores"][-1][1] / ranked[0]["scores"][-1][2] if ranked[0]["scores"] else 0.0
-        keep = max(1, math.ceil(o.keep * len(ranked)))
-        for position, c in enumerate(ranked):
-            accuracy = c["scores"][-1][1] / c["scores"][-1][2] if c["scores"] else 0.0
-            if position >= keep or accuracy < best - o.delta:
-                c["status"], c["dropped"] = "dropped", round_index
-        s["stable"] = s["stable"] + 1 if ranked[0]["model"] == s["leader"] else 0
-        s["leader"] = ranked[0]["model"]
-
-    @staticmethod
-    def validation_losses(outcome):
-        """Mean validation loss per model from the evaluate tasks (ties of accuracy are broken by it)."""
-        sums: dict[int, list[float]] = {}
-        for i, task in enumerate(outcome.tasks):
-            if task.kind != TRAIN:
-                total = sums.setdefault(task.model, [0.0, 0.0])
-                total[0] += float(outcome.metrics["loss_sum"][i])
-                total[1] += float(outcome.metrics["total"][i])
-        return {m: loss / n for m, (loss, n) in sums.items() if n}
-
-    def end_step(self, round_index):
-        s = self.state
-        live = sorted(self.live_candidates(), key=rank_key)
-        winner = live[0]
-        for c in live:
-            c["status"] = "winner" if c is winner else "lost"
-        s["family"].append(winner["model"])
-        s["parent"], s["step"] = winner["model"], s["step"] + 1
-        if measure(self.space, self.arch_of(winner["model"]), self.options.budget) <= self.target:
-            self.begin_finetune()
-        else:
-            self.begin_step(round_index + 1)
-
     def status(self):
         s = self.state
         if s["phase"] == "search":
@@ -282,12 +208,3 @@ class FedNAS(Strategy):
     def final_model(cls, attrs):
         """The chosen architecture's model (the root attribute the search's report writes)."""
         return int(attrs["chosen_model"]) if "chosen_model" in attrs else None
-
-
-def rank_key(candidate: dict) -> tuple:
-    """Best first: latest validation accuracy, then lower validation loss, then proposal order; a
-    candidate not yet trained or scored comes last."""
-    if not candidate["scores"] or not candidate["client_rounds"]:
-        return (1, 0.0, 0.0, candidate["model"])
-    _, correct, total, loss = candidate["scores"][-1]
-    return (0, -correct / total, loss if loss == loss else math.inf, candidate["model"])
