@@ -135,7 +135,7 @@ def assemble(comm: Comm, args: argparse.Namespace, setup: dict) -> None:
         subnets = [(s.arch.name, s.arch, c.macs, c.params, m) for (m, s), c in zip(references, costs)]
         attrs = {"config_yaml": job.to_yaml(), "strategy": job.strategy.name, "seed": job.seed,
                  "world_size": comm.size, "normalization": space.norm, "final_model_sha256": "",
-                 "calibration": calibration_note(job, space.norm),
+                 "calibration": calibration_note(job, space.norm), "test_samples": int(data.y_test.shape[0]),
                  "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
         if args.resume:
             setup["writer"] = writer = ResultsWriter.resume(out, snapshot.rows, len(references))

@@ -3,16 +3,20 @@
     python tools/reproduce.py superfed-cost --seeds 3            # SuperFed against iFedAvg, k = 4 and 9
     python tools/reproduce.py superfed-ablation --seeds 3        # MaxNet against its variants
     python tools/reproduce.py efedsup --seeds 3                  # E-FedSup against FedSup
+    python tools/reproduce.py fednas-rank --seeds 3              # FedNAS's ranking against a long-trained reference
     python tools/reproduce.py CLAIM --quick                      # a tiny size, end to end (CI)
     python tools/reproduce.py CLAIM --seeds 3 --parallel 4       # four runs at once (one core each)
     python tools/reproduce.py --list
 
 Each claim is a shipped job set (a base job and the methods compared, hpcfed/experiments/jobset.py; most under
 jobs/reproduce/), run for every setting of the claim and seed 0..N-1 into
-``--out``/<claim>/<setting>/seed<s>/ (finished runs of the same job are reused, hpcfed/experiments/jobruns.py).
+``--out``/<claim>/<full|quick>/<setting>/seed<s>/ (finished runs of the same job are reused,
+hpcfed/experiments/jobruns.py; the FedNAS claims share ``--out``/fednas/, so fednas-cost,
+fednas-rank and fednas-random run each search once); a claim's follow-up runs (architectures a
+search found, trained alone: hpcfed/experiments/followups.py) go beside them.
 The tool prints, per setting, the paper's claim beside the measured value (mean and standard
 deviation over the seeds), and writes ``claim.csv`` (one row per setting and figure: mean, standard
-deviation, seeds, each seed's value, the paper's value) and ``claim.png`` (accuracy against MACs per
+deviation, the mean's 95 % interval (Student's t over the seeds), seeds, each seed's value, the paper's value) and ``claim.png`` (accuracy against MACs per
 method, mean and spread over the seeds) in ``--out``/<claim>/full (or quick)/; every run's own
 results file, job and log stay in its seed folder. ``--parallel N`` runs N of a claim's runs at once
 (the results do not change). ``--quick`` shrinks every job (few rounds, a tiny model and
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import sys
 from pathlib import Path
 
@@ -31,9 +36,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the Agg backend)
 import numpy as np  # noqa: E402
-import yaml  # noqa: E402
+from scipy.stats import t as student_t  # noqa: E402  (scikit-learn's dependency)
 
-from hpcfed.assembly.job import build_job  # noqa: E402
 from hpcfed.config.jobfiles import shipped_path  # noqa: E402
 from hpcfed.errors import HpcfedError  # noqa: E402
 from hpcfed.experiments.claims import CLAIMS, QUICK, Claim  # noqa: E402
@@ -41,7 +45,6 @@ from hpcfed.experiments.jobruns import check_parallel, reusable, run_methods, se
 from hpcfed.experiments.launch import mpirun  # noqa: E402
 from hpcfed.record.comparison import comparison_rows  # noqa: E402
 from hpcfed.record.reading import read_results  # noqa: E402
-from hpcfed.supernet import Arch  # noqa: E402
 
 
 def setting_jobs(claim: Claim, setting: str, seed: int, extra: list[str], only: str | None,
@@ -73,21 +76,6 @@ def run_jobs(planned: dict[Path, dict], ranks: int, parallel: int) -> dict[Path,
     return {out: {label: read_results(out / f"{label}.h5") for label in jobs} for out, jobs in planned.items()}
 
 
-def retrain_jobs(results: dict[str, dict], jobs: dict, rounds: int) -> dict:
-    """For each search run, FedAvg of its chosen architecture alone for ``rounds`` rounds on the same
-    clients and seed (label <method>_retrain): the architectures compared, not the searches' weights."""
-    retrain = {}
-    for label, r in results.items():
-        if "chosen_arch" not in r["attrs"]:
-            continue
-        mapping = yaml.safe_load(jobs[label].to_yaml())
-        mapping["strategy"] = {"name": "fedavg", "fedavg": {"arch": Arch.from_json(r["attrs"]["chosen_arch"]).name}}
-        mapping.update(rounds=rounds, name=f"{mapping['name']}_retrain")
-        mapping["eval"]["every"] = rounds
-        retrain[f"{label}_retrain"] = build_job(mapping)
-    return retrain
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("claim", nargs="?", help=f"one of {', '.join(CLAIMS)}")
@@ -115,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         if value < least:
             print(f"reproduce: error: {flag} {value}: accepted a whole number >= {least}", file=sys.stderr)
             return 2
-    folder = args.out / args.claim / ("quick" if args.quick else "full")
+    mode = "quick" if args.quick else "full"
+    folder, runs = args.out / args.claim / mode, args.out / (claim.runs or args.claim) / mode
     try:
         check_parallel(args.parallel)
         if args.ranks:
@@ -126,19 +115,19 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             raise HpcfedError(f"--settings: {unknown[0]!r} is not a setting of {args.claim}; "
                               f"accepted: {', '.join(claim.settings)}")
-        folders = {(s, seed): folder / s / f"seed{seed}" for s in settings for seed in range(args.seeds)}
+        folders = {(s, seed): runs / s / f"seed{seed}" for s in settings for seed in range(args.seeds)}
         planned = {out: setting_jobs(claim, s, seed, extra, args.methods, args.quick)
                    for (s, seed), out in folders.items()}
         results = run_jobs(planned, args.ranks, args.parallel)
-        if claim.retrain:   # each search's choice trained alone: needs the searches' results first
-            retrain = {out: retrain_jobs(results[out], planned[out], 1 if args.quick else claim.retrain)
-                       for out in planned}
-            for out, found in run_jobs(retrain, args.ranks, args.parallel).items():
+        if claim.followups:   # runs made from what the methods found: needs their results first
+            followups = {out: claim.followups(results[out], planned[out], args.quick) for out in planned}
+            for out, found in run_jobs(followups, args.ranks, args.parallel).items():
                 results[out].update(found)
         measured = {s: [results[folders[s, seed]] for seed in range(args.seeds)] for s in settings}
     except (HpcfedError, RuntimeError) as err:
         print(f"reproduce: error: {err}", file=sys.stderr)
         return 2
+    folder.mkdir(parents=True, exist_ok=True)
     report(args.claim, claim, measured, folder)
     return 0
 
@@ -150,19 +139,29 @@ def report(name: str, claim: Claim, measured: dict[str, list[dict]], folder: Pat
     for setting, by_seed in measured.items():
         figures = [claim.measure(rows_of(results), results) for results in by_seed]
         print(f"\n  setting {setting} ({len(by_seed)} seed{'s' if len(by_seed) > 1 else ''}):")
-        print(f"    {'figure':<56} {'measured mean':>14} {'std':>8}   paper")
+        print(f"    {'figure':<56} {'measured mean':>14} {'std':>8} {'95 % interval':>19}   paper")
         for key in figures[0]:
             values = np.array([f[key] for f in figures])
-            print(f"    {key:<56} {values.mean():>14.3f} {values.std():>8.3f}   {claim.claimed.get(key, '')}")
+            low, high = interval(values)
+            print(f"    {key:<56} {values.mean():>14.3f} {values.std():>8.3f} {f'[{low:.3f}, {high:.3f}]':>19}   "
+                  f"{claim.claimed.get(key, '')}")
             table.append({"setting": setting, "figure": key, "mean": values.mean(), "std": values.std(),
-                          "seeds": len(values), "per_seed": " ".join(repr(float(v)) for v in values),
-                          "paper": claim.claimed.get(key, "")})
+                          "ci95_low": low, "ci95_high": high, "seeds": len(values),
+                          "per_seed": " ".join(repr(float(v)) for v in values), "paper": claim.claimed.get(key, "")})
     with open(folder / "claim.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(table[0]))
         writer.writeheader()
         writer.writerows(table)
     plot(name, measured, folder / "claim.png")
     print(f"\nresults: {folder / 'claim.csv'}, {folder / 'claim.png'}")
+
+
+def interval(values: np.ndarray) -> tuple[float, float]:
+    """The 95 % confidence interval of the mean over seeds (Student's t; nan for one seed)."""
+    if len(values) < 2:
+        return math.nan, math.nan
+    half = float(student_t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+    return float(values.mean()) - half, float(values.mean()) + half
 
 
 def rows_of(results: dict[str, dict]) -> dict[str, list[dict]]:

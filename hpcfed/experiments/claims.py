@@ -14,11 +14,18 @@ from typing import Callable
 import numpy as np
 from scipy.stats import kendalltau  # scikit-learn's dependency
 
+from hpcfed.experiments.followups import random_architectures, retrained, step_zero_references, test_accuracy_curve
 from hpcfed.record.comparison import time_to_target
 from hpcfed.strategies.fednas.report import step_ranking
 
 QUICK = ["rounds=2", "clients.total=8", "clients.per_round=4", "train.local_epochs=1", "eval.every=2",
          "model.stem=8", "model.widths=[8,16]", "data.deformed_test=100", "data.deformed_per_digit=1"]
+
+
+FEDNAS_QUICK = ["rounds=80", "strategy.fednas.warmup_rounds=1", "strategy.fednas.warmup_accuracy=0",
+                "strategy.fednas.finetune_rounds=1", "strategy.fednas.fixed_rounds=1", "strategy.fednas.max_rounds=2",
+                "strategy.fednas.min_client_epochs=1", "strategy.fednas.target=0.8", "strategy.fednas.shrink=0.15",
+                "eval.val_clients=4", "data.client_val_fraction=0.3"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +37,9 @@ class Claim:
     claimed: dict[str, str] = field(default_factory=dict)           # figure -> the paper's value
     quick: list[str] = field(default_factory=list)                  # --quick overrides after QUICK's
     quick_methods: dict[str, list[str]] = field(default_factory=dict)   # --quick overrides of single methods
-    retrain: int = 0   # > 0: each search's chosen architecture is also trained alone by FedAvg for this many rounds
+    followups: Callable[[dict, dict, bool], dict] | None = None   # (results, jobs, quick) -> label -> job run after
+                                                                 # the methods (hpcfed.experiments.followups)
+    runs: str = ""     # the runs' folder under --out (default: the claim's name); claims that share one reuse runs
 
 
 def cost_ratios(rows: dict[str, list[dict]], results: dict[str, dict]) -> dict[str, float]:
@@ -79,6 +88,59 @@ def fednas_figures(rows: dict[str, list[dict]], results: dict[str, dict]) -> dic
     figures["Kendall tau, step-0 rankings"] = (float(kendalltau(range(len(both)), [second.index(x) for x in both])[0])
                                                if len(both) > 1 else float("nan"))
     return figures
+
+
+RETRAIN = 30            # rounds of every architecture trained alone (>= 4x the straightforward search's 6 per candidate)
+RANDOM_ARCHITECTURES = 3
+
+
+def fednas_followups(kind: str) -> Callable[[dict, dict, bool], dict]:
+    """The runs a FedNAS claim adds, ``RETRAIN`` rounds each (one with --quick)."""
+    def followups(results: dict, jobs: dict, quick: bool) -> dict:
+        rounds = 1 if quick else RETRAIN
+        if kind == "retrain":
+            return retrained(results, jobs, rounds)
+        if kind == "reference":
+            return step_zero_references(results, jobs, rounds)
+        return random_architectures(results, jobs, rounds, RANDOM_ARCHITECTURES)
+    return followups
+
+
+def tau(order: list[str], reference: list[str]) -> float:
+    """Kendall tau between two orders of the same items (best first)."""
+    return float(kendalltau(range(len(order)), [reference.index(x) for x in order])[0]) if len(order) > 1 else math.nan
+
+
+def rank_figures(rows: dict[str, list[dict]], results: dict[str, dict]) -> dict[str, float]:
+    """Each search's ranking of its first step's candidates against the reference ranking: every
+    candidate trained alone RETRAIN rounds on all clients, ordered by test accuracy (reported only)."""
+    candidates = results["fednas"]["search"]["candidates"]
+    arch_of = {f"reference_{int(m)}": a for m, a in zip(candidates["model"], candidates["arch_json"])}
+    curves = {arch_of[label]: test_accuracy_curve(r) for label, r in results.items() if label in arch_of}
+    reference = sorted(curves, key=lambda a: -curves[a][-1])
+    halfway = sorted(curves, key=lambda a: -curves[a][len(curves[a]) // 2 - 1]) if len(reference[0]) else reference
+    final = np.array([curves[a][-1] for a in reference])
+    figures = {}
+    for label in ("fednas", "straightforward"):
+        order = [a for a in step_ranking(results[label]["search"]["candidates"], 0) if a in curves]
+        figures[f"Kendall tau, {label} vs reference"] = tau(order, reference)
+        figures[f"{label}'s pick, reference rank (1 = best)"] = float(reference.index(order[0]) + 1)
+    figures["Kendall tau, reference at half its rounds vs at the end"] = tau(halfway, reference)
+    figures["reference spread across candidates (points, std)"] = 100 * float(final.std())
+    figures["reference test standard error (points)"] = 100 * float(np.sqrt(final * (1 - final)
+                                                                            / results["fednas"]["attrs"]["test_samples"]).mean())
+    figures["candidates"] = float(len(reference))
+    return figures
+
+
+def random_figures(rows: dict[str, list[dict]], results: dict[str, dict]) -> dict[str, float]:
+    """FedNAS's choice against architectures drawn at random under the same budget, all trained alone alike."""
+    chosen = 100 * float(test_accuracy_curve(results["fednas_retrain"])[-1])
+    drawn = 100 * np.array([test_accuracy_curve(r)[-1] for label, r in results.items() if label.startswith("random_")])
+    return {"FedNAS's choice retrained (%)": chosen, "random architectures retrained, mean (%)": float(drawn.mean()),
+            "FedNAS - random mean (points)": chosen - float(drawn.mean()),
+            "FedNAS - best random (points)": chosen - float(drawn.max()),
+            "random architectures beaten (fraction)": float((chosen > drawn).mean())}
 
 
 TTA_TARGET = 0.6   # the test accuracy distreal-tta times (virtual seconds until the largest subnet reaches it)
@@ -136,9 +198,17 @@ CLAIMS: dict[str, Claim] = {
         {"search client MACs ratio": "up to 100x (unit not public)", "search client-rounds ratio": "up to 100x",
          "chosen test accuracy, FedNAS - straightforward (points)": "comparable",
          "chosen retrained alone, FedNAS - straightforward (points)": "comparable"},
-        retrain=40, quick=["rounds=80", "strategy.fednas.warmup_rounds=1", "strategy.fednas.finetune_rounds=1",
-               "strategy.fednas.fixed_rounds=1", "strategy.fednas.max_rounds=2", "strategy.fednas.target=0.8",
-               "strategy.fednas.shrink=0.15", "eval.val_clients=4", "data.client_val_fraction=0.3"]),
+        quick=FEDNAS_QUICK, followups=fednas_followups("retrain"), runs="fednas"),
+    "fednas-rank": Claim(
+        "FedNAS's early-dropped, partially trained candidates are ranked as well as if each were trained on "
+        "all clients", "fednas", {"deformed16": ([], None)}, rank_figures,
+        {"Kendall tau, fednas vs reference": "> 0, near the straightforward search's",
+         "Kendall tau, straightforward vs reference": "> 0"},
+        quick=FEDNAS_QUICK, followups=fednas_followups("reference"), runs="fednas"),
+    "fednas-random": Claim(
+        "FedNAS finds a better architecture than a random choice under the same budget", "fednas",
+        {"deformed16": ([], "fednas")}, random_figures, {"FedNAS - random mean (points)": "> 0"},
+        quick=FEDNAS_QUICK, followups=fednas_followups("random"), runs="fednas"),
     "distreal-tta": Claim(
         "DISTREAL reaches a target accuracy significantly faster than the state of the art under heterogeneous, "
         "time-varying resources, with no loss of final accuracy", "distreal", {"markov": ([], None)},

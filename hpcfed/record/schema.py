@@ -5,6 +5,7 @@ Layout (units and descriptions are attributes of every dataset)::
 
     /                 attrs: hpcfed_version, config_yaml, strategy, seed, world_size, normalization,
                              calibration (where evaluation's normalisation statistics come from),
+                             test_samples (the test set's size: a test accuracy's standard error),
                              status (running | finished | failed), final_model_sha256 (SHA-256 of every
                              model's float32 weights concatenated in model order; one model: its
                              weights), started, and when the run finishes: stop_reason (why it ended:
