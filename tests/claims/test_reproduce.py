@@ -20,6 +20,9 @@ TOOL = [sys.executable, str(ROOT / "tools" / "reproduce.py")]
     ("fednas-cost", {"search client MACs ratio", "search client-rounds ratio", "Kendall tau, step-0 rankings",
                      "chosen test accuracy, FedNAS - straightforward (points)",
                      "chosen retrained alone, FedNAS - straightforward (points)"}),
+    ("fednas-rank", {"Kendall tau, fednas vs reference", "Kendall tau, straightforward vs reference",
+                     "reference test standard error (points)", "candidates"}),
+    ("fednas-random", {"FedNAS - random mean (points)", "random architectures beaten (fraction)"}),
     ("distreal-tta", {"fastest baseline's time / DISTREAL's", "DISTREAL final - best baseline final (points)",
                       "distreal final accuracy (%)", "fedavg_wait time to 60% (virtual s)"}),
 ])
@@ -35,6 +38,7 @@ def test_a_claim_runs_quick_and_reports_each_setting_beside_the_paper(tmp_path, 
         rows = list(csv.DictReader(f))
     assert figures <= {r["figure"] for r in rows}
     assert all(r["seeds"] == "1" and (float(r["std"]) == 0.0 or math.isnan(float(r["mean"]))) for r in rows)
+    assert all(math.isnan(float(r["ci95_low"])) for r in rows)    # one seed: no interval
     assert all(float(r["per_seed"]) == float(r["mean"]) or math.isnan(float(r["mean"])) for r in rows)
     assert (tmp_path / claim / "quick" / "claim.png").stat().st_size > 0
     if claim == "superfed-cost":   # k FedAvg runs cost more than one SuperFed run of the same clients
@@ -42,6 +46,10 @@ def test_a_claim_runs_quick_and_reports_each_setting_beside_the_paper(tmp_path, 
         assert set(ratio) == {"k4", "k9"} and 1 < ratio["k4"] < ratio["k9"]
     if claim == "fednas-cost":     # training every candidate on every client costs more than FedNAS's search
         assert {r["figure"]: float(r["mean"]) for r in rows}["search client MACs ratio"] > 1
+    if claim.startswith("fednas"):   # the FedNAS claims share their runs; follow-ups go beside them
+        seed = tmp_path / "fednas" / "quick" / "deformed16" / "seed0"
+        extra = {"fednas-cost": "fednas_retrain", "fednas-rank": "reference_1", "fednas-random": "random_2"}[claim]
+        assert (seed / "fednas.h5").exists() and (seed / f"{extra}.h5").exists()
     again = subprocess.run([*TOOL, claim, "--quick", *only, "--out", str(tmp_path)], capture_output=True, text=True,
                            timeout=300, cwd=ROOT)
     assert again.returncode == 0 and "done in" not in again.stdout     # finished runs are reused

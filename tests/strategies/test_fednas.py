@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from hpcfed.assembly.job import load_job
+from hpcfed.errors import ConfigError
 from hpcfed.population.devices import Device
 from hpcfed.round.plan import EVALUATE, TRAIN, Task
 from hpcfed.strategies import ClientSlot, make_strategy
@@ -124,7 +125,7 @@ def test_the_halving_rule_keeps_the_top_fraction_within_delta_and_a_stable_leade
                       "strategy.fednas.delta=0.1",
                       "strategy.fednas.patience=2")
     live = [c["model"] for c in strategy.live_candidates()]
-    scores = {m: 50 + i for i, m in enumerate(live)}           # the last is best; within 10 points: the last 11
+    scores = {m: 50 + 9 * i // (len(live) - 1) for i, m in enumerate(live)}   # the last is best, all within 10 points
     scores[live[0]] = 20                                       # 20 points behind: dropped
     strategy.observe(0, outcome_of(strategy, 0, scores))
     survivors = [c["model"] for c in strategy.live_candidates()]
@@ -240,3 +241,17 @@ def test_the_warm_up_ends_at_its_validation_target_or_at_its_round_cap():
     capped.observe(1, outcome_of(capped, 1, {0: 30}))
     assert capped.state["phase"] == "search"
     assert capped.state["decisions"][0]["action"] == "warm-up ended at warmup_rounds, target not reached"
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("strategy.fednas.rule=greedy", "strategy.fednas.rule = 'greedy'"),
+    ("strategy.fednas.z=0", "strategy.fednas.z = 0"),
+    ("strategy.fednas.min_client_epochs=-1", "strategy.fednas.min_client_epochs = -1"),
+    ("strategy.fednas.pool=0", "strategy.fednas.pool = 0"),
+    ("strategy.fednas.warmup_accuracy=1.5", "strategy.fednas.warmup_accuracy = 1.5"),
+    ("strategy.fednas.warmup_loss=-1", "strategy.fednas.warmup_loss = -1"),
+])
+def test_bad_race_and_warm_up_options_name_the_value_and_what_is_accepted(setting, message):
+    with pytest.raises(ConfigError) as info:
+        fednas(setting)
+    assert str(info.value).startswith(message) and "accepted" in str(info.value), str(info.value)

@@ -6,7 +6,8 @@ step tightens the budget by a ratio that decays step by step, and every candidat
 with *one* elastic dimension of *one* place shrunk just enough to meet it:
 
 - depth of a stage (elastic depth keeps the first blocks),
-- expand ratio or kernel of a block (of a stage where the space ties a stage's blocks together),
+- expand ratio or kernel of a block, or of all blocks of a stage together (the only place where the
+  space ties a stage's blocks together; a larger cut than one block can make),
 - the width multiplier of the whole network.
 
 Where no single shrink meets the budget, every place's largest possible shrink is a candidate, so
@@ -77,8 +78,7 @@ def _one_shrinks(space: ResNetSpace, parent: Arch) -> list[tuple[str, str, list[
                             else Arch(parent.depths, parent.expands, changed, parent.width))
                     if _in_space(space, arch):
                         shrunk.append(arch)
-                if shrunk and (len(blocks) == 1 or not any(o[1].startswith(f"s{s}b") and o[0] == field and o[2]
-                                                           for o in options)):
+                if shrunk and (len(blocks) > 1 or place != f"s{s}"):   # a one-block stage is its block
                     options.append((field, place, shrunk))
     narrower = [Arch(parent.depths, parent.expands, parent.kernels, w)
                 for w in sorted((w for w in space.width_choices if w < parent.width), reverse=True)]
