@@ -25,7 +25,7 @@ from hpcfed.engine.worker import serve
 from hpcfed.errors import HpcfedError
 from hpcfed.record.reading import read_results
 from hpcfed.record.report import summary
-from hpcfed.runtime import interrupts
+from hpcfed.runtime import faults, interrupts
 from hpcfed.runtime.comm import Comm, RankFailed, failure_message, install_abort_hook
 
 EXIT_BAD_INPUT = 2
@@ -122,8 +122,11 @@ def run_job(argv: list[str] | None, comm: Comm) -> int:
     writer.save_models({m: w.numpy() for m, w in server.models.items()})
     if server.report is not None:
         writer.save_report(server.report)
+    clients = writer.columns("clients", ("round", "client", "rank"))
+    trained = {(int(c), int(r)) for r, c, rank in zip(clients["round"], clients["client"], clients["rank"]) if rank >= 0}
+    unfired = faults.not_fired(server.job.faults, trained, server.next_round, comm.size, server.job.checkpoint.every)
     writer.close("finished", final_model_sha256=digest, stop_reason=server.stopped, rounds_played=server.next_round,
-                 peak_rss_mb=comm.gather(peak_memory_mb()))
+                 peak_rss_mb=comm.gather(peak_memory_mb()), faults_not_fired="\n".join(unfired))
     print(summary(read_results(setup["out"])), flush=True)
     print(f"results: {setup['out']}", flush=True)
     return 0

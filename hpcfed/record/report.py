@@ -65,6 +65,8 @@ def summary(results: dict[str, Any]) -> str:
                      f"rejected {int(rounds['rejected'].sum())}")
     if attrs.get("stop_reason"):
         lines.append(f"  ended: {attrs['stop_reason']} ({attrs.get('rounds_played')} rounds)")
+    if attrs.get("faults_not_fired"):
+        lines += [f"  warning: {line}" for line in str(attrs["faults_not_fired"]).splitlines()]
     if "peak_rss_mb" in attrs:
         peaks = np.atleast_1d(attrs["peak_rss_mb"])
         lines.append(f"  peak memory per rank: {', '.join(f'{m:.0f}' for m in peaks)} MiB")

@@ -126,6 +126,12 @@ class ResultsWriter:
         if self.view is not None:
             self.view.write(written)
 
+    def columns(self, table: str, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """Columns of a table as the file holds them (after writing what is buffered)."""
+        self.flush()
+        with live.writing(self.path, self.held) as f:
+            return {name: f[table][name][()] for name in names}
+
     def save_models(self, models: dict) -> None:
         """Write every model's final float32 weights as ``models/<id>`` (replacing older ones)."""
         with live.writing(self.path, self.held) as f:

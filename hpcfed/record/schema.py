@@ -10,7 +10,8 @@ Layout (units and descriptions are attributes of every dataset)::
                              model's float32 weights concatenated in model order; one model: its
                              weights), started, and when the run finishes: stop_reason (why it ended:
                              all rounds played, or the strategy's reason), rounds_played, peak_rss_mb
-                             (per rank, MiB), write_seq (write sessions begun and ended: odd while one
+                             (per rank, MiB), faults_not_fired (one line per fault of the job that
+                             did not fire, and why; empty when all fired or none was asked), write_seq (write sessions begun and ended: odd while one
                              is under way; hpcfed.record.live)
     rounds/<column>   one row per round: ROUND_COLUMNS
     clients/<column>  one row per sampled client per round: CLIENT_COLUMNS

@@ -47,3 +47,35 @@ def in_checkpoint(faults: FaultsConfig, round_index: int) -> None:
     """SIGKILL rank 0 halfway through writing the checkpoint taken after ``round_index``."""
     if faults.kill_in_checkpoint >= 0 and faults.kill_in_checkpoint == round_index:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def not_fired(faults: FaultsConfig, trained: set[tuple[int, int]], rounds_played: int, ranks: int,
+              checkpoint_every: int) -> list[str]:
+    """One line per fault of a finished run's job that did not fire, and why: its client did not train
+    in its round (``trained``: (client, round) pairs), its round was not played, its rank did not
+    exist, no checkpoint followed its round. Rounds count from 0, as in the results file."""
+    played = f"the run played rounds 0-{rounds_played - 1}"
+    lines = []
+    for key in ("raise_at", "nan_at", "blowup_at"):
+        for client, r in getattr(faults, key):
+            if r >= rounds_played:
+                lines.append(f"faults.{key} [{client}, {r}] did not fire: round {r} was not played ({played})")
+            elif (client, r) not in trained:
+                lines.append(f"faults.{key} [{client}, {r}] did not fire: client {client} did not train in round {r} "
+                             f"(not sampled, offline or no subnet fitted; clients/ lists who trained)")
+    if faults.kill_rank:
+        rank, r = faults.kill_rank
+        why = (f"the run had ranks 0-{ranks - 1}" if rank >= ranks else
+               f"round {r} was not played ({played})" if r >= rounds_played else "a resumed run's earlier rounds")
+        lines.append(f"faults.kill_rank [{rank}, {r}] did not fire: {why}")
+    if faults.signal_at:
+        lines.append(f"faults.signal_at [{faults.signal_at[0]}, {faults.signal_at[1]}] did not fire: "
+                     + (f"round {faults.signal_at[0]} was not played ({played})" if faults.signal_at[0] >= rounds_played
+                        else "a resumed run's earlier rounds"))
+    r = faults.kill_in_checkpoint
+    if r >= 0:
+        why = (f"round {r} was not played ({played})" if r >= rounds_played else
+               f"no checkpoint follows round {r} (checkpoint.every = {checkpoint_every})"
+               if not checkpoint_every or (r + 1) % checkpoint_every else "a resumed run's earlier rounds")
+        lines.append(f"faults.kill_in_checkpoint {r} did not fire: {why}")
+    return lines

@@ -144,6 +144,14 @@ def test_faulty_updates_are_rejected_counted_and_kept_out(tmp_path):
         assert not made.any()
         assert np.isfinite(f["eval/accuracy"][()]).all()
         after_round_1 = f["eval/accuracy"][0]
+        trained = {(int(c), int(r)) for c, r, rank in zip(f["clients/client"][()], f["clients/round"][()],
+                                                          f["clients/rank"][()]) if rank >= 0}
+        unfired = f.attrs["faults_not_fired"].splitlines()
+    # the faults of clients that did not train in their round are named, in the file and in the summary
+    idle = [(c, r) for r in (1, 3) for c in range(12) if (c, r) not in trained]
+    assert idle and [line.split(" did not fire")[0] for line in unfired] == (
+        [f"faults.nan_at [{c}, {r}]" for c, r in idle if r == 1] + [f"faults.blowup_at [{c}, {r}]" for c, r in idle if r == 3])
+    assert all(f"warning: {line}" in proc.stdout for line in unfired)
     # Every update of round 1 was rejected, so the weights after round 1 are those after round 0.
     first = tmp_path / "first.h5"
     assert run_hpcfed([*JOB, "--out", str(first), "--set", "clients.overselect=0", "--set", "rounds=1"]).returncode == 0
