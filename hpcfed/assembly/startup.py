@@ -119,7 +119,9 @@ def assemble(comm: Comm, args: argparse.Namespace, setup: dict) -> None:
     banner = (f"hpcfed: job {job.name!r}, strategy {job.strategy.name}, data {d.name}, {job.clients.total} clients "
               f"({job.clients.per_round} per round), {job.rounds} rounds, supernet {model.num_params} params, "
               f"{comm.size} ranks x {threads} threads on {device}, results {out}"
-              + (f", TensorBoard {board}" if board else ""))
+              + (f", TensorBoard {board}" if board else "")
+              + (f"\nhpcfed: test accuracy in the progress lines (reported, never decided on), in this order: "
+                 f"{', '.join(spec.arch.name for _, spec in references)}" if references else ""))
     note = f"hpcfed: job file: {jobfiles.source_note(args.job, job_file)}" if job_file else None
     setup.update({"dry_run": args.dry_run, "banner": banner, "out": out, "resume": args.resume, "job_note": note})
     ckpt, snapshot = checkpoint.checkpoint_path(out), None

@@ -4,11 +4,12 @@ A run plays ``rounds`` rounds, or fewer when early stopping ends it (federated v
 reference subnets has not improved for ``eval.patience`` validations), when its strategy ends it
 (:meth:`Strategy.stop_reason`, e.g. a search that has converged) or when its virtual clock reaches
 ``virtual_time_s`` (methods compared at equal simulated time). ``rounds`` stays the upper bound, so
-the progress line's ETA, MaxNet's beta schedule and the evaluation after the last round keep their
-meaning. The reason a run ended is a root attribute of the results file.
+MaxNet's beta schedule and the evaluation after the last round keep their meaning; the progress
+line's ETA follows whichever of these will end the run (:meth:`Controller.rounds_left`). The reason a run ended is a root attribute of the results file.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -42,6 +43,12 @@ class EarlyStopping:
                             f"by more than {self.min_delta:g} over the best ({self.best:.4f}) for "
                             f"{self.patience} validations")
 
+    def describe(self) -> str:
+        """Where early stopping stands, for the progress line ("" when it cannot end the run)."""
+        if not self.patience or self.best < 0:
+            return ""
+        return f"early stop: val acc best {self.best:.3f}, {self.since_best}/{self.patience} without a gain > {self.min_delta:g}"
+
     def state_dict(self) -> dict[str, np.ndarray]:
         return {"best_validation": np.array(self.best), "validations_since_best": np.array(self.since_best),
                 "stopped": np.array(self.stopped.encode())}
@@ -72,6 +79,19 @@ class Controller:
         if self.job.virtual_time_s and self.clock() >= self.job.virtual_time_s:
             return f"virtual time budget of {self.job.virtual_time_s:g} s reached after {next_round} rounds"
         return ""
+
+    def rounds_left(self, next_round: int) -> tuple[int | None, bool]:
+        """(rounds the run will still play, from ``next_round`` on, or None when its strategy ends it at
+        a point it cannot know yet; whether that is only an upper bound, early stopping being able to
+        end it sooner). The virtual-time budget counts at the virtual seconds per round so far."""
+        left = self.job.rounds - next_round
+        if self.job.virtual_time_s and next_round and self.clock() > 0:
+            per_round = self.clock() / next_round
+            left = min(left, math.ceil(max(self.job.virtual_time_s - self.clock(), 0.0) / per_round))
+        own = self.strategy.rounds_left()
+        if own is None:
+            return None, False
+        return max(0, min(left, own)), bool(self.early.patience)
 
     def is_last(self, round_index: int) -> bool:
         """Round ``round_index`` (just played and observed) is the run's last."""

@@ -43,6 +43,9 @@ from hpcfed.strategies import Strategy
 from hpcfed.supernet import ElasticResNet
 
 
+ETA_WINDOW = 20   # the ETA's wall time per round: the mean of this session's last rounds (a phase may change it)
+
+
 def models_sha256(models: dict[int, torch.Tensor]) -> str:
     """SHA-256 of every model's float32 weights, concatenated in model order (one model: of its weights)."""
     digest = hashlib.sha256()
@@ -67,7 +70,8 @@ class Server:
                                               eval_precision(job.train.precision, job.eval.precision))
         self.controller = Controller(job, strategy, lambda: self.clock)
         self.progress, self.checkpoint_file = progress, checkpoint_file
-        self.last_accuracy: np.ndarray | None = None
+        self.last_accuracy: np.ndarray | None = None   # the last test evaluation (reported only), after round:
+        self.last_eval_round = -1
         self.stopped = ""   # why the run ended (the controller's reason), once it has
         self.report: dict | None = None   # the strategy's end-of-run report (Strategy.report), once it has
         self.deferred_eval: tuple[int, dict] | None = None   # (round, its models), see log
@@ -82,6 +86,8 @@ class Server:
             self.controller.load_state_dict(resume_from.controller)
         strategy.prepare(data, population)
         self.started = time.perf_counter() - wall_s
+        self.loop_started = time.perf_counter()   # reset when the rounds begin (after the method's preparation)
+        self.round_ends: list[float] = []         # when each round of this session was reported
         self.round_timed = time.perf_counter()   # when the last round's row was timed
         self.snapshot = self.take_snapshot()
         self.resumable = self.snapshot   # the newest snapshot whose rows are all logged (no evaluation pending)
@@ -97,6 +103,7 @@ class Server:
         evaluation is not finished first: ``mpirun`` allows a fraction of a second, see
         hpcfed.runtime.interrupts) before the exception goes on; any other failure leaves the last checkpoint.
         """
+        self.loop_started = time.perf_counter()
         try:
             while not self.controller.stop_reason(self.next_round):
                 self.step()
@@ -203,7 +210,7 @@ class Server:
                 "loss_sq_sum": m["loss_sq_sum"][rows]})
 
     def record_eval(self, r: int, accuracy: np.ndarray) -> None:
-        self.last_accuracy = accuracy
+        self.last_accuracy, self.last_eval_round = accuracy, r
         self.writer.append_eval(r, accuracy)
 
     def complete_deferred_eval(self) -> None:
@@ -222,12 +229,24 @@ class Server:
         self.overlapped_eval_s += time.perf_counter() - started
 
     def report_progress(self, r: int, row: dict) -> None:
-        elapsed = time.perf_counter() - self.started
-        eta = elapsed / (r + 1) * (self.job.rounds - r - 1)
+        """One line per round: the round (k/N: k rounds played), virtual time, training loss, clients,
+        the last test evaluation (every reference subnet, in the banner's order, and the round it
+        followed), the strategy's status, early stopping's validation when it may end the run, and an
+        ETA that follows how the run will end (hpcfed.engine.controller.Controller.rounds_left)."""
+        now = time.perf_counter()
+        elapsed = now - self.started
+        self.round_ends.append(now)   # the first round carries start-up costs: rounds are timed from its end
+        ends = self.round_ends[-ETA_WINDOW - 1:]
+        per_round = (ends[-1] - ends[0]) / (len(ends) - 1) if len(ends) > 1 else now - self.loop_started
+        left, bound = self.controller.rounds_left(r + 1)
+        eta = "ETA unknown (the search ends the run)" if left is None else \
+            f"ETA {'<= ' if bound else ''}{per_round * left:.1f} s"
         acc = ""
         if self.last_accuracy is not None and len(self.last_accuracy):
-            acc = f" | acc min {self.last_accuracy[0]:.3f} max {self.last_accuracy[-1]:.3f}"
+            acc = (f" | test acc after round {self.last_eval_round + 1}: "
+                   + " ".join(f"{a:.3f}" for a in self.last_accuracy))
         status = f" | {self.strategy.status()}" if self.strategy.status() else ""
+        watch = self.controller.early.describe()
         self.progress(f"round {r + 1:>4}/{self.job.rounds} | virtual {row['virtual_time_s']:9.1f} s | "
                       f"loss {row['train_loss']:.4f} | clients {row['clients']:>3} dropped {row['dropped']:>3}"
-                      f"{acc}{status} | {elapsed:6.1f} s, ETA {eta:6.1f} s")
+                      f"{acc}{status}{' | ' + watch if watch else ''} | {elapsed:6.1f} s, {eta}")

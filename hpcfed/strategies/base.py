@@ -31,6 +31,7 @@ hook                                       when        what
 ``merge_denominator(covering, total)``     merge       the per-element divisor [the covering weights]
 ``observe(r, outcome)``                    after       what the round did (validation scores) [nothing]
 ``status()``, ``stop_reason()``            after       words for the progress line; why to end now [""]
+``rounds_left()``                          after       rounds before it ends the run itself [inf; None = unknown]
 ``prepare(data, population)``              start       what the method needs of data and devices [nothing]
 ``report(test_accuracy)``                  end         the method's results group [None]
 ``state_dict()``, ``load_state_dict(s)``   checkpoint  the method's state [{}]
@@ -48,6 +49,7 @@ options).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -175,6 +177,11 @@ class Strategy:
     def stop_reason(self) -> str:
         """Why the strategy ends the run now ("" = go on)."""
         return ""
+
+    def rounds_left(self) -> float | None:
+        """Rounds before the strategy ends the run itself: ``math.inf`` (it never does: the job's
+        rounds or budget decide), a number, or None when it cannot know yet (a search)."""
+        return math.inf
 
     # -- the run's start and end ------------------------------------------------------------------
     def prepare(self, data, population) -> None:

@@ -24,6 +24,7 @@ deadline (FedAvg with fewer local steps). FedAvg that waits for stragglers or dr
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,9 +91,13 @@ class Distreal(Strategy):
         if self.table is None:
             o = self.options
             quality = ProxyQuality(self.job, self.space, data.x_val, data.y_val, o.dse_steps)
+            started = time.perf_counter()
+
+            def progress(line: str) -> None:   # the DSE runs before round 1: say what it does meanwhile
+                print(f"hpcfed: DISTREAL's design-space exploration before round 1, {line.removeprefix('dse: ')} "
+                      f"({time.perf_counter() - started:.1f} s)", flush=True)
             table, _, _ = explore(self.space, quality, lambda vectors: [quality(v) for v in vectors],
-                                  o.dse_population, o.dse_generations, self.job.seed, o.rates,
-                                  progress=lambda line: None)
+                                  o.dse_population, o.dse_generations, self.job.seed, o.rates, progress=progress)
             table.meta = {"stage": "run", "population": o.dse_population, "generations": o.dse_generations,
                           "steps": o.dse_steps, "validation": f"server validation split: {len(quality.y)} samples "
                           f"trained on, {len(quality.y_held)} held out"}

@@ -179,6 +179,13 @@ class FedNAS(Decisions, Strategy):
             return f"step {s['step']}: {len(self.live_candidates())} candidates live"
         return {"warmup": "warm-up", "finetune": "final training", "done": "search done"}[s["phase"]]
 
+    def rounds_left(self):
+        """Known once the search is over: the final training's rounds; unknown while it searches."""
+        s = self.state
+        if s["phase"] == "done":
+            return 0
+        return self.options.finetune_rounds - s["rounds"] if s["phase"] == "finetune" else None
+
     def stop_reason(self):
         s = self.state
         if s["phase"] != "done":
