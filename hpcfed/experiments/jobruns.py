@@ -1,12 +1,15 @@
 """Running the methods of a job set as real runs (tools/compare.py, tools/reproduce.py).
 
 Each method's resolved job is written to DIR/<method>.yaml and run with ``python -m hpcfed.run``
-(serially or under mpirun) into DIR/<method>.h5, its output kept in DIR/<method>.log; a finished run
+(serially or under mpirun) into DIR/<method>.h5, its output kept in DIR/<method>.log as it comes
+(the tool prints each run's round and ETA meanwhile, hpcfed.experiments.watch); a finished run
 of the same job found there is reused, a file of another job is never replaced silently. Several
 runs can go at once (:func:`run_methods`).
 """
 from __future__ import annotations
 
+import subprocess
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -18,7 +21,8 @@ from hpcfed.assembly.job import build_job
 from hpcfed.config import JobConfig
 from hpcfed.errors import ConfigError, HpcfedError
 from hpcfed.experiments.jobset import load_jobset
-from hpcfed.experiments.launch import run_hpcfed
+from hpcfed.experiments.launch import hpcfed_command
+from hpcfed.experiments.watch import Watch
 from hpcfed.record.reading import read_results
 
 
@@ -76,14 +80,29 @@ def first_difference(a, b, prefix: str = "") -> str | None:
     return None if a == b else prefix.rstrip(".")
 
 
-def run_method(label: str, out: Path, ranks: int, tool: str = "compare") -> None:
-    """Run ``out``/<label>.yaml into ``out``/<label>.h5, its output kept in <label>.log; a failed run ends the tool."""
+def run_method(label: str, out: Path, ranks: int, tool: str = "compare", watch: Watch | None = None) -> None:
+    """Run ``out``/<label>.yaml into ``out``/<label>.h5, its output kept in <label>.log as it comes (and
+    its progress lines shown to ``watch``); a failed run ends the tool."""
     job_file, results, log = out / f"{label}.yaml", out / f"{label}.h5", out / f"{label}.log"
     start = time.perf_counter()
-    proc = run_hpcfed([str(job_file), "--out", str(results), "--overwrite"], ranks, cwd=Path.cwd())
-    log.write_text(proc.stdout + proc.stderr)
+    cmd, env = hpcfed_command([str(job_file), "--out", str(results), "--overwrite"], ranks)
+    if watch:
+        watch.started((label, out), log)
+    with open(log, "w") as sink, tempfile.TemporaryFile("w+") as errors:
+        proc = subprocess.Popen(cmd, cwd=Path.cwd(), env=env, stdout=subprocess.PIPE, stderr=errors, text=True)
+        for line in proc.stdout:
+            sink.write(line)
+            sink.flush()
+            if watch:
+                watch.saw((label, out), line)
+        proc.wait()
+        errors.seek(0)
+        stderr = errors.read()
+        sink.write(stderr)
+    if watch:
+        watch.finished((label, out))
     if proc.returncode:
-        lines = proc.stderr.replace("\0", "").strip().splitlines()
+        lines = stderr.replace("\0", "").strip().splitlines()
         said = list(dict.fromkeys(line for line in lines if line.startswith("hpcfed:")))  # its own error lines
         raise SystemExit(f"{tool}: error: method {label!r} failed (exit {proc.returncode}); finished methods are "
                          f"kept in {str(out)!r}, its whole output in {str(log)!r}; it ended with:\n"
@@ -92,34 +111,36 @@ def run_method(label: str, out: Path, ranks: int, tool: str = "compare") -> None
 
 
 def run_methods(runs: list[tuple[str, Path]], ranks: int, tool: str, parallel: int = 1) -> None:
-    """Run every (label, folder) with :func:`run_method`, up to ``parallel`` of them at once.
+    """Run every (label, folder) with :func:`run_method`, up to ``parallel`` of them at once, saying
+    what they do meanwhile (hpcfed.experiments.watch).
 
     Each run is its own process with its job's ``train.threads`` torch threads (times ``ranks``
     under mpirun), so ``parallel`` x threads x max(ranks, 1) should not exceed the node's cores; the
     results do not depend on it. After a failure no further run starts; the runs under way finish
     (their results stay reusable) and the first failure ends the tool."""
     check_parallel(parallel)
-    if parallel == 1 or len(runs) <= 1:
-        for label, out in runs:
-            run_method(label, out, ranks, tool)
-        return
-    stop = threading.Event()   # set by a failure or Ctrl-C: the runs not yet started are skipped
-
-    def one(label: str, out: Path) -> None:
-        if stop.is_set():
+    with Watch(runs, tool, parallel) as watch:
+        if parallel == 1 or len(runs) <= 1:
+            for label, out in runs:
+                run_method(label, out, ranks, tool, watch)
             return
-        try:
-            run_method(label, out, ranks, tool)
-        except BaseException:
-            stop.set()
-            raise
+        stop = threading.Event()   # set by a failure or Ctrl-C: the runs not yet started are skipped
 
-    with ThreadPoolExecutor(max_workers=parallel) as pool:   # leaving it waits for the runs under way
-        try:
-            futures = [pool.submit(one, label, out) for label, out in runs]
-            wait(futures)
-        finally:
-            stop.set()
+        def one(label: str, out: Path) -> None:
+            if stop.is_set():
+                return
+            try:
+                run_method(label, out, ranks, tool, watch)
+            except BaseException:
+                stop.set()
+                raise
+
+        with ThreadPoolExecutor(max_workers=parallel) as pool:   # leaving it waits for the runs under way
+            try:
+                futures = [pool.submit(one, label, out) for label, out in runs]
+                wait(futures)
+            finally:
+                stop.set()
     failures = [f.exception() for f in futures if f.exception() is not None]
     if failures:
         raise failures[0]

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import subprocess
 import sys
 
 import pytest
 
+from tests.e2e.test_tools import assert_progress_before_the_first_run_ends
 from tests.launch import ROOT
 
 TOOL = [sys.executable, str(ROOT / "tools" / "reproduce.py")]
@@ -31,8 +33,9 @@ def test_a_claim_runs_quick_and_reports_each_setting_beside_the_paper(tmp_path, 
     # ablation's four settings differ only in two job values: one of them keeps CI a minute shorter
     only = ["--parallel", "2", *(["--settings", "alpha100-none"] if claim == "superfed-ablation" else [])]
     proc = subprocess.run([*TOOL, claim, "--quick", *only, "--out", str(tmp_path)], capture_output=True, text=True,
-                          timeout=900, cwd=ROOT)
+                          timeout=900, cwd=ROOT, env={**os.environ, "HPCFED_WATCH_EVERY": "0.5"})
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_progress_before_the_first_run_ends(proc.stdout, "reproduce")
     assert "the paper:" in proc.stdout
     with open(tmp_path / claim / "quick" / "claim.csv") as f:
         rows = list(csv.DictReader(f))

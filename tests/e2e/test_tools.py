@@ -73,9 +73,19 @@ COMPARE_TINY = ["--set", "rounds=2", "--set", "clients.total=8", "--set", "clien
                 "--set", "train.local_epochs=1"]
 
 
-def run_compare(*args: str) -> subprocess.CompletedProcess:
+def run_compare(*args: str, watch_every: str = "20") -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "tools/compare.py", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600, env={**os.environ, **MPI_ENV})
+                          timeout=600, env={**os.environ, **MPI_ENV, "HPCFED_WATCH_EVERY": watch_every})
+
+
+def assert_progress_before_the_first_run_ends(stdout: str, tool: str) -> None:
+    """Each run's log is named when it starts, and the set's state shows before any run is done."""
+    lines = stdout.splitlines()
+    first_done = next(i for i, line in enumerate(lines) if line.endswith(" s") and ": done in " in line)
+    watched = [line for line in lines[:first_done] if line.startswith(f"{tool}: 0 of ")]
+    assert any("round " in line and "all done in about" in line for line in watched), stdout
+    assert any(line.startswith(f"{tool}: ") and "started, progress in " in line and line.endswith(".log")
+               for line in lines[:first_done]), stdout
 
 
 def read_csv(path) -> list[dict]:
@@ -86,8 +96,9 @@ def read_csv(path) -> list[dict]:
 def test_compare_runs_each_method_once_and_tabulates_the_results_files(tmp_path):
     out = tmp_path / "cmp"
     args = ["jobs/compare_digits.yaml", "--out", str(out), *COMPARE_TINY]    # every method of the job set
-    first = run_compare(*args, "--parallel", "3")    # the same runs, three at a time
+    first = run_compare(*args, "--parallel", "3", watch_every="0.5")    # the same runs, three at a time
     assert first.returncode == 0, first.stderr[-3000:]
+    assert_progress_before_the_first_run_ends(first.stdout, "compare")
     rows = read_csv(out / "compare.csv")
     assert list(rows[0]) == list(COMPARISON_COLUMNS)
     methods = {"superfed": 5, "fedsup": 5, "efedsup": 5, "heterofl": 3, "fjord": 3, "fedrolex": 3,

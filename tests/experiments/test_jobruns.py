@@ -15,7 +15,7 @@ def fake_runs(monkeypatch, fail: set[str], seconds: dict[str, float] | None = No
     """Replace the real run by one that records its start and end (and how many ran at once)."""
     log, lock, running, most = [], threading.Lock(), [0], [0]
 
-    def run_method(label, out, ranks, tool):
+    def run_method(label, out, ranks, tool, watch=None):
         with lock:
             running[0] += 1
             most[0] = max(most[0], running[0])
