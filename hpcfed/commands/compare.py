@@ -40,8 +40,9 @@ from hpcfed.errors import HpcfedError
 from hpcfed.experiments.jobruns import check_parallel, reusable, run_methods, select_jobs
 from hpcfed.experiments.launch import mpirun
 from hpcfed.record.comparison import COMPARISON_COLUMNS, comparison_rows, comparison_table, parse_target
-from hpcfed.record.figures import time_to_accuracy_figure
+from hpcfed.record.figures import legend_outside, macs_axis, save, style, time_to_accuracy_figure
 from hpcfed.record.reading import read_results
+from hpcfed.strategies import STRATEGIES, Strategy
 
 TOTALS = {"client_macs": "client training MACs", "bytes_down": "bytes down", "bytes_up": "bytes up",
           "virtual_time_s": "virtual time to finish (s)"}
@@ -55,28 +56,34 @@ def write_csv(rows: list[dict], path: Path) -> None:
                          for row in rows)   # NaN (not reached, not measured) is an empty cell
 
 
-def plot(rows: list[dict], path: Path, title: str) -> None:
+def plot(rows: list[dict], path: Path, title: str) -> Path | None:
     """Accuracy vs forward MACs per method (left); each total per method as bars (right)."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
     first = {m: next(r for r in rows if r["method"] == m) for m in methods}
     fig = plt.figure(figsize=(12, 5))
     grid = fig.add_gridspec(2, 4)
     ax = fig.add_subplot(grid[:, :2])
-    for m in methods:
-        mine = [r for r in rows if r["method"] == m]
-        ax.plot([r["subnet_macs"] for r in mine], [100 * r["accuracy"] for r in mine], "o-", label=m)
+    for k, m in enumerate(methods):   # each method's subnets by MACs, its own style; a search's family: points
+        mine = sorted((r for r in rows if r["method"] == m), key=lambda r: r["subnet_macs"])
+        family = STRATEGIES[mine[0]["strategy"]].reported_subnets.__func__ is not Strategy.reported_subnets.__func__
+        ax.plot([r["subnet_macs"] for r in mine], [100 * r["accuracy"] for r in mine], label=m, color=f"C{k % 10}",
+                **{**style(k), **({"linestyle": "none", "markersize": 8} if family else {})})
     ax.set(xscale="log", xlabel="forward MACs per sample", ylabel="test accuracy (%)", title=title)
+    macs_axis(ax.xaxis)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    legend_outside(ax, 8)
     for i, (key, label) in enumerate(TOTALS.items()):
         bars = fig.add_subplot(grid[i // 2, 2 + i % 2])
         bars.bar(range(len(methods)), [first[m][key] for m in methods], color=[f"C{j}" for j in range(len(methods))])
         bars.set_xticks(range(len(methods)), methods, rotation=45, ha="right", fontsize=7)
         bars.set_title(label, fontsize=9)
         bars.tick_params(axis="y", labelsize=7)
+        bars.set_ylim(bottom=0)   # bars from zero: their lengths compare
+        macs_axis(bars.yaxis, log=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    written = save(fig, path, "no method reported a subnet")
     plt.close(fig)
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,10 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = [row for label, r in results.items() for row in comparison_rows(label, r, target)]
     print(comparison_table(rows, target))
     write_csv(rows, out / "compare.csv")
-    plot(rows, out / "compare.png", Path(args.jobset).stem)
-    time_to_accuracy_figure(list(results.items()), out / "time_to_accuracy.png", "largest", target,
-                            title=f"{Path(args.jobset).stem}: largest reference subnet of each method")
-    print(f"results: {out / 'compare.csv'}, {out / 'compare.png'}, {out / 'time_to_accuracy.png'}")
+    figures = [plot(rows, out / "compare.png", Path(args.jobset).stem),
+               time_to_accuracy_figure(list(results.items()), out / "time_to_accuracy.png", "largest", target,
+                                       title=f"{Path(args.jobset).stem}: largest reference subnet of each method")]
+    print(f"results: {', '.join(str(p) for p in [out / 'compare.csv', *figures] if p)}")
     return 0
 
 

@@ -1,11 +1,15 @@
 """Plot a results file (accuracy vs MACs, accuracy vs virtual time), or several runs on one figure, as PNG.
 
     python tools/plot.py RUN.h5 [--out-dir DIR]     # writes RUN-acc_vs_macs.png, RUN-acc_vs_time.png
+                                                    # (a search: RUN-search.png)
     python tools/plot.py RUN1.h5 RUN2.h5 [--out FIG.png] [--labels A,B] [--subnet largest] [--target 0.9]
                                                     # one figure: test accuracy against virtual time
 
 One run, as in the first line: the run's last evaluation against forward MACs per sample, and every
-reference subnet's accuracy against virtual time, beside the run (or in --out-dir).
+reference subnet's accuracy against virtual time, beside the run (or in --out-dir); a FedNAS run,
+which reads the test set only after its search, gets its search drawn instead (every candidate's
+validation loss against the round, the family against MACs). A figure with nothing to draw is not
+written; a line on stderr says why.
 
 Several runs, or any of --out, --labels, --subnet, --target, --x: one figure (hpcfed.record.figures), one
 line per run for its largest reference subnet (--subnet all|largest|smallest|NAME), labelled with
@@ -31,46 +35,63 @@ import numpy as np
 
 from hpcfed.errors import HpcfedError
 from hpcfed.record.comparison import parse_target
-from hpcfed.record.figures import X_CHOICES, pick_subnets, time_to_accuracy_figure
+from hpcfed.record.figures import X_CHOICES, legend_outside, macs_axis, pick_subnets, save, style, time_to_accuracy_figure
 from hpcfed.record.reading import read_results
 from hpcfed.record.report import run_state
+from hpcfed.strategies import STRATEGIES, Strategy
+from hpcfed.units import si
 
 
 def plot(path: str, out_dir: str | None = None) -> list[Path]:
-    """Write the two figures beside ``path`` (or into ``out_dir``); return their paths."""
+    """Write the run's figures beside ``path`` (or into ``out_dir``): its last evaluation against MACs and
+    every reference subnet against virtual time, when it has test evaluations, and its method's own
+    figure (a search's candidates); return their paths. A figure with nothing to draw is not written."""
     r = read_results(path)
     ev, rounds = r["eval"], r["rounds"]
     running = _running(path, r)
-    if not len(ev["round"]):
+    method = STRATEGIES.get(str(r["attrs"].get("strategy")), Strategy)
+    if not (len(ev["round"]) and len(ev["subnet_names"])) and "search" not in r:
         raise HpcfedError(f"{path!r} holds no evaluation yet" + (f" ({running})" if running else ""))
     stem = Path(path).stem
     folder = Path(out_dir) if out_dir else Path(path).parent
     folder.mkdir(parents=True, exist_ok=True)
     label = f"{r['attrs'].get('strategy')} (seed {r['attrs'].get('seed')})" + (f", {running}" if running else "")
+    written = []
+    if len(ev["round"]) and len(ev["subnet_names"]):
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        order = np.argsort(ev["subnet_macs"], kind="stable")
+        ax.plot(np.asarray(ev["subnet_macs"])[order], ev["accuracy"][-1][order] * 100, "o-", label=label)
+        ax.set(xscale="log", xlabel="forward MACs per sample", ylabel="test accuracy (%)",
+               title=f"after round {int(ev['round'][-1]) + 1}")
+        written.append(finish(fig, folder / f"{stem}-acc_vs_macs.png", "no reference subnet"))
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(ev["subnet_macs"] / 1e6, ev["accuracy"][-1] * 100, "o-", label=label)
-    ax.set(xlabel="forward MACs per sample (millions)", ylabel="test accuracy (%)",
-           title=f"after round {int(ev['round'][-1]) + 1}")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    macs_png = folder / f"{stem}-acc_vs_macs.png"
-    fig.tight_layout()
-    fig.savefig(macs_png, dpi=120)
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        times = rounds["virtual_time_s"][np.searchsorted(rounds["round"], ev["round"])]
+        for j, name in enumerate(ev["subnet_names"]):
+            ax.plot(times, ev["accuracy"][:, j] * 100, markersize=3, label=f"{name} ({si(ev['subnet_macs'][j], 'MAC')})",
+                    **style(j))
+        ax.set(xlabel="virtual time (s)", ylabel="test accuracy (%)", title=label)
+        written.append(finish(fig, folder / f"{stem}-acc_vs_time.png", "no reference subnet"))
+    fig = plt.figure(figsize=(11, 4))
+    name = method.draw(r, fig)
+    if name:
+        fig.suptitle(label)
+        written.append(finish(fig, folder / f"{stem}-{name}.png", f"the {name} holds nothing to draw yet"))
     plt.close(fig)
+    return [p for p in written if p]
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    times = rounds["virtual_time_s"][np.searchsorted(rounds["round"], ev["round"])]
-    for j, name in enumerate(ev["subnet_names"]):
-        ax.plot(times, ev["accuracy"][:, j] * 100, "o-", markersize=3, label=f"{name} ({ev['subnet_macs'][j] / 1e6:.2g} M)")
-    ax.set(xlabel="virtual time (s)", ylabel="test accuracy (%)", title=label)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=6)
-    time_png = folder / f"{stem}-acc_vs_time.png"
+
+def finish(fig, path: Path, why_empty: str) -> Path | None:
+    """Human units on MACs axes, legends outside, a grid; write it unless it is empty (hpcfed.record.figures.save)."""
+    for ax in fig.axes:
+        if "MACs" in ax.get_xlabel():
+            macs_axis(ax.xaxis)
+        ax.grid(alpha=0.3)
+        legend_outside(ax)
     fig.tight_layout()
-    fig.savefig(time_png, dpi=120)
+    written = save(fig, path, why_empty)
     plt.close(fig)
-    return [macs_png, time_png]
+    return written
 
 
 def plot_runs(runs: list[str], out: str | None = None, out_dir: str | None = None, labels: str | None = None,

@@ -44,6 +44,7 @@ from hpcfed.experiments.claims import CLAIMS, QUICK, Claim  # noqa: E402
 from hpcfed.experiments.jobruns import check_parallel, reusable, run_methods, select_jobs  # noqa: E402
 from hpcfed.experiments.launch import mpirun  # noqa: E402
 from hpcfed.record.comparison import comparison_rows  # noqa: E402
+from hpcfed.record.figures import legend_outside, macs_axis, save, style  # noqa: E402
 from hpcfed.record.reading import read_results  # noqa: E402
 
 
@@ -152,8 +153,8 @@ def report(name: str, claim: Claim, measured: dict[str, list[dict]], folder: Pat
         writer = csv.DictWriter(f, fieldnames=list(table[0]))
         writer.writeheader()
         writer.writerows(table)
-    plot(name, measured, folder / "claim.png")
-    print(f"\nresults: {folder / 'claim.csv'}, {folder / 'claim.png'}")
+    figure = plot(name, measured, folder / "claim.png")
+    print(f"\nresults: {folder / 'claim.csv'}" + (f", {figure}" if figure else ""))
 
 
 def interval(values: np.ndarray) -> tuple[float, float]:
@@ -169,7 +170,7 @@ def rows_of(results: dict[str, dict]) -> dict[str, list[dict]]:
     return {label: comparison_rows(label, r) for label, r in results.items()}
 
 
-def plot(name: str, measured: dict[str, list[dict]], path: Path) -> None:
+def plot(name: str, measured: dict[str, list[dict]], path: Path) -> Path | None:
     """Accuracy against forward MACs per method, mean over seeds with the spread as error bars; the
     k FedAvg runs of iFedAvg (methods fedavg_ref<i>) form one line."""
     measured = {setting: [rows_of(results) for results in by_seed] for setting, by_seed in measured.items()}
@@ -178,22 +179,24 @@ def plot(name: str, measured: dict[str, list[dict]], path: Path) -> None:
         lines: dict[str, list[str]] = {}
         for method in by_seed[0]:
             lines.setdefault("iFedAvg" if method.startswith("fedavg_ref") else method, []).append(method)
-        for label, methods in lines.items():
+        for k, (label, methods) in enumerate(lines.items()):
             per_seed = [[(r["subnet"], r["subnet_macs"], 100 * r["accuracy"]) for m in methods for r in rows[m]]
                         for rows in by_seed]
             if all([p[:2] for p in seed] == [p[:2] for p in per_seed[0]] for seed in per_seed):
                 acc = np.array([[p[2] for p in seed] for seed in per_seed])
-                ax.errorbar([p[1] for p in per_seed[0]], acc.mean(axis=0), yerr=acc.std(axis=0), marker="o",
-                            capsize=3, label=label)
+                ax.errorbar([p[1] for p in per_seed[0]], acc.mean(axis=0), yerr=acc.std(axis=0), capsize=3,
+                            label=label, color=f"C{k % 10}", **style(k))
             else:   # other subnets on each seed (a search's family): every seed's points
                 ax.scatter([p[1] for seed in per_seed for p in seed], [p[2] for seed in per_seed for p in seed],
-                           label=label, s=14)
+                           label=label, s=14, color=f"C{k % 10}", marker=style(k)["marker"])
         ax.set(xscale="log", xlabel="forward MACs per sample", ylabel="test accuracy (%)", title=f"{name}: {setting}")
+        macs_axis(ax.xaxis)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        legend_outside(ax)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    written = save(fig, path, "no run reported a subnet", dpi=110)
     plt.close(fig)
+    return written
 
 
 if __name__ == "__main__":

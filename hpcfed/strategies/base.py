@@ -36,6 +36,7 @@ hook                                       when        what
 ``report(test_accuracy)``                  end         the method's results group [None]
 ``state_dict()``, ``load_state_dict(s)``   checkpoint  the method's state [{}]
 ``summary_lines(results)`` (class)         reading     lines about the method's results group [[]]
+``draw(results, fig)`` (class)             reading     a figure of the method's results group [none]
 ``reported_subnets(results)`` (class)      reading     the subnets a finished run reports, when not its
                                                        evaluated references [None]
 ``final_model(attrs)`` (class)             reading     the model a finished run without references
@@ -217,6 +218,12 @@ class Strategy:
     def final_model(cls, attrs: dict[str, Any]) -> int | None:
         """The model a finished run deploys when it has no reference subnets (``attrs``: the file's root)."""
         return None
+
+    @classmethod
+    def draw(cls, results: dict[str, Any], fig) -> str:
+        """Draw the method's own results group on a matplotlib Figure (tools/plot.py); the name of the
+        figure ("" = the method has none to draw)."""
+        return ""
 
     # -- helpers for strategies -----------------------------------------------------------------------
     def schedule_stream(self, round_index: int, client: int) -> np.random.Generator:

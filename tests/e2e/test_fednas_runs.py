@@ -160,3 +160,12 @@ def test_the_chosen_architecture_exports_from_the_chosen_model(serial_run, tmp_p
     assert proc.returncode == 0, proc.stderr
     described = json.loads((tmp_path / "chosen.json").read_text())
     assert described["model"] == attrs["chosen_model"] and described["macs_per_sample"] == attrs["chosen_macs"]
+
+
+def test_plot_draws_the_search_and_writes_no_empty_figure(serial_run, tmp_path):
+    import subprocess
+    proc = subprocess.run([sys.executable, "tools/plot.py", str(serial_run), "--out-dir", str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [str(tmp_path / "serial-search.png")]   # no test evaluations: no accuracy figures
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["serial-search.png"]

@@ -128,3 +128,41 @@ def family_subnets(results: dict[str, Any]) -> dict[str, Any] | None:
     return {"subnet_names": [f"{role}: {name}" for role, name in zip(family["role"], family["arch_name"])],
             "subnet_macs": family["macs_per_sample"], "subnet_params": family["params"],
             "accuracy": np.asarray(family["test_accuracy"])[None]}
+
+
+def draw_search(results: dict[str, Any], fig) -> str:
+    """The search on a matplotlib Figure: each candidate's pooled validation loss (with its standard
+    error) against the round, a colour per step, a cross where it was dropped and a thick line for
+    each step's winner; and the family's test accuracy against forward MACs per sample beside every
+    candidate's last validation accuracy (units and legends: the caller's, hpcfed.record.figures).
+    "" for a run that ended before its report."""
+    if "search" not in results:
+        return ""
+    search = results["search"]
+    candidates, scores, family = search["candidates"], search["scores"], search["family"]
+    race, costs = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    for model, step, status in zip(candidates["model"], candidates["step"], candidates["status"]):
+        mine = scores["model"] == model
+        if not mine.any():
+            continue
+        rounds, loss, se = scores["round"][mine], scores["pooled_loss"][mine], scores["pooled_se"][mine]
+        colour = f"C{int(step) % 10}"
+        race.errorbar(rounds, loss, yerr=se, color=colour, linewidth=2.5 if status == "winner" else 0.8,
+                      label=f"step {int(step)}" if status == "winner" else None)
+        if status == "dropped":
+            race.plot(rounds[-1:], loss[-1:], "x", color=colour, markersize=7)
+    race.set(xlabel="round", ylabel="validation loss (pooled, ± 1 SE)",
+             title="candidates (thick: winner, x: dropped)")
+    race.grid(alpha=0.3)
+    steps = np.asarray(candidates["step"])
+    for step in np.unique(steps):
+        mine = steps == step
+        costs.scatter(np.asarray(candidates["macs_per_sample"])[mine], 100 * np.asarray(candidates["val_accuracy"])[mine],
+                      s=12, color=f"C{int(step) % 10}", alpha=0.6)
+    order = np.argsort(family["macs_per_sample"], kind="stable")
+    costs.plot(np.asarray(family["macs_per_sample"])[order], 100 * np.asarray(family["test_accuracy"])[order], "k*",
+               markersize=10, label="family (test, once, after the run)")
+    costs.set(xscale="log", xlabel="forward MACs per sample", ylabel="accuracy (%)",
+              title="dots: candidates' last validation accuracy")
+    costs.grid(alpha=0.3)
+    return "search"

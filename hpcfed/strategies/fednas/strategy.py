@@ -49,7 +49,7 @@ from hpcfed.strategies.fednas.candidates import (
 )
 from hpcfed.strategies.fednas.decisions import Decisions
 from hpcfed.strategies.fednas.options import FedNASOptions
-from hpcfed.strategies.fednas.report import family_subnets, search_report, summary_lines
+from hpcfed.strategies.fednas.report import draw_search, family_subnets, search_report, summary_lines
 from hpcfed.supernet import Arch, SubnetSpec, cost
 
 
@@ -210,6 +210,10 @@ class FedNAS(Decisions, Strategy):
     @classmethod
     def reported_subnets(cls, results):
         return family_subnets(results)
+
+    @classmethod
+    def draw(cls, results, fig):
+        return draw_search(results, fig)
 
     @classmethod
     def final_model(cls, attrs):
