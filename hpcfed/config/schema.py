@@ -156,7 +156,7 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class FaultsConfig:
-    """Fault injection for drills and tests (README, "Fault injection"); empty = no faults."""
+    """Fault injection for drills and tests (docs/running.md, "Fault injection"); empty = no faults."""
 
     raise_at: tuple[tuple[int, int], ...] = ()   # [[client, round], ...]: that client's training raises
     nan_at: tuple[tuple[int, int], ...] = ()     # [[client, round], ...]: that client returns NaN weights

@@ -103,9 +103,9 @@ def test_exported_subnets_run_in_plain_torch_as_hpcfed_evaluates_them(runs, tmp_
         assert correct / len(data.y_test) == accuracy[column]
 
 
-def test_the_readme_snippet_runs_in_plain_torch(runs, tmp_path):
+def test_the_documented_snippet_runs_in_plain_torch(runs, tmp_path):
     assert export(runs / "bn.h5", "--arch", "smallest", "--out", tmp_path / "subnet.pt2") == 0
-    text = (ROOT / "README.md").read_text().split("## Exporting a subnet", 1)[1].split("\n## ", 1)[0]
+    text = (ROOT / "docs" / "deploying.md").read_text().split("## Exporting a subnet", 1)[1].split("\n## ", 1)[0]
     snippet = re.search(r"\n((?:    import torch\n)(?:    .*\n){2})", text)[1]
     code = "import sys\nsys.path.append(sys.argv[1])\n" + re.sub(r"(?m)^    ", "", snippet)
     plain_torch(tmp_path, code=code + "assert logits.shape == (5, 10), logits.shape\n")
