@@ -85,3 +85,26 @@ def specs_of(assigned) -> list:
 def slot_of(client: int, samples: int, memory_bytes: float = 1e9) -> ClientSlot:
     """A sampled client with ``samples`` training samples on a fast device, at full compute."""
     return ClientSlot(client, samples, Device(1e9, memory_bytes, 1e6, 1e6), 1.0)
+
+
+class Sealed:
+    """Stands in for a test tensor: its shape may be read and it may be moved (``.to``), nothing else."""
+
+    def __init__(self, shape):
+        self.shape = shape
+
+    def to(self, *args, **kwargs):
+        return self
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the search read the test set (.{name})")
+
+    def __getitem__(self, index):
+        raise AssertionError("the search read the test set (indexing)")
+
+    def __len__(self):
+        raise AssertionError("the search read the test set (len)")
+
+    @classmethod
+    def __torch_function__(cls, *args, **kwargs):
+        raise AssertionError("the search read the test set (a torch function)")

@@ -92,20 +92,7 @@ import numpy as np
 import hpcfed.assembly.startup as startup
 import hpcfed.run as run
 from hpcfed.strategies.fednas import strategy as fednas, report
-class Sealed:   # stands in for a test tensor: its shape may be read and it may be moved, nothing else
-    def __init__(self, shape):
-        self.shape = shape
-    def to(self, *args, **kwargs):
-        return self
-    def __getattr__(self, name):
-        raise AssertionError(f"the search read the test set (.{name})")
-    def __getitem__(self, index):
-        raise AssertionError("the search read the test set (indexing)")
-    def __len__(self):
-        raise AssertionError("the search read the test set (len)")
-    @classmethod
-    def __torch_function__(cls, *args, **kwargs):
-        raise AssertionError("the search read the test set (a torch function)")
+from tests.fakes import Sealed   # a test tensor whose shape alone may be read
 load = startup.load_data
 def sealed(job):
     data = load(job)

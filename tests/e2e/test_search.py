@@ -19,6 +19,7 @@ from hpcfed.commands import search as search_command
 from hpcfed.search import post_training as post_search
 from hpcfed.search.trained import TrainedRun, open_run
 from hpcfed.supernet import cost
+from tests.fakes import Sealed
 from tests.launch import MPI_ENV, ROOT, TINY, mpirun, run_hpcfed
 
 SEARCH = ["--population", "8", "--generations", "2", "--seed", "3"]
@@ -78,26 +79,6 @@ def test_the_search_runs_with_the_test_set_sealed_and_reads_it_only_to_report(tr
     key = lambda r: (r["role"], r["name"], r["macs"], r["params"], r["val_accuracy"])  # noqa: E731
     assert [key(r) for r in rows] == [key(r) for r in serial]
     assert {r["arch"] for r in rows} == {a.to_json() for a in reported}
-
-
-class Sealed:
-    """Stands in for a test tensor: only its shape may be read."""
-
-    def __init__(self, shape):
-        self.shape = shape
-
-    def __getattr__(self, name):
-        raise AssertionError(f"the search read the test set (.{name})")
-
-    def __getitem__(self, index):
-        raise AssertionError("the search read the test set (indexing)")
-
-    def __len__(self):
-        raise AssertionError("the search read the test set (len)")
-
-    @classmethod
-    def __torch_function__(cls, *args, **kwargs):
-        raise AssertionError("the search read the test set (a torch function)")
 
 
 def test_front_within_budget_at_least_the_best_reference_same_under_mpirun_and_recorded(trained, serial, tmp_path):
