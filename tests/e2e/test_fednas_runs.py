@@ -64,7 +64,8 @@ def test_a_search_run_records_every_candidate_and_a_dropped_one_never_trains_aga
         row = (decisions["model"] == winner) & np.char.startswith(decisions["action"].astype(str), "won")
         losers = (decisions["action"] == "lost") & (decisions["round"] == decisions["round"][row][0])
         assert resolved == (decisions["gap_in_se"][losers] > search["attrs"]["z"]).all()
-    assert not steps["resolved"].all(), "the small search should leave a step unresolved (max_rounds)"
+    for resolved, reason in zip(steps["resolved"], steps["reason"]):   # (an unresolved step: tests/strategies)
+        assert reason in ("one candidate left", "max_rounds") and (resolved or reason == "max_rounds")
 
 
 def test_the_search_is_bit_identical_under_mpirun_and_after_a_kill_and_resume_mid_step(serial_run, tmp_path):
