@@ -235,8 +235,8 @@ class Server:
         ETA that follows how the run will end (hpcfed.engine.controller.Controller.rounds_left)."""
         now = time.perf_counter()
         elapsed = now - self.started
-        self.round_ends.append(now)   # the first round carries start-up costs: rounds are timed from its end
-        ends = self.round_ends[-ETA_WINDOW - 1:]
+        self.round_ends = [*self.round_ends[-ETA_WINDOW:], now]   # rounds are timed from the first one's end
+        ends = self.round_ends
         per_round = (ends[-1] - ends[0]) / (len(ends) - 1) if len(ends) > 1 else now - self.loop_started
         left, bound = self.controller.rounds_left(r + 1)
         eta = "ETA unknown (the search ends the run)" if left is None else \
